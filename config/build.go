@@ -1,0 +1,236 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Command is the sub-command a Config is built for.
+type Command string
+
+const (
+	CommandServer Command = "server"
+	CommandScore  Command = "score"
+)
+
+// Flags are the values given on the command line or through their plain environment
+// variables (the CLI layer resolves flag > env). A zero value means "not given".
+type Flags struct {
+	Command            Command
+	CodeDir            string
+	TargetType         string
+	Address            string
+	PositiveClassLabel string
+	NegativeClassLabel string
+	ClassLabels        []string
+	ClassLabelsFile    string
+	MaxWorkers         int
+	MaxWorkersSet      bool
+	Python             string
+	LogLevel           string
+	PIDFile            string
+	Input              string
+	Output             string
+}
+
+// UsageError is a problem with the arguments: the CLI prints it with usage and exits 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// Build validates flags, runtime parameters and model-metadata.yaml into one Config.
+// Every error names the flag or parameter at fault and what to do about it.
+func Build(f Flags, env LookupEnv) (*Config, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	cfg := &Config{
+		LogLevel:          "info",
+		ModelLoadTimeout:  600 * time.Second,
+		GracefulTimeout:   30 * time.Second,
+		HeartbeatInterval: 2 * time.Second,
+		HeartbeatTimeout:  30 * time.Second,
+		PIDFile:           f.PIDFile,
+	}
+
+	if f.CodeDir == "" {
+		return nil, usagef("the --code-dir flag (or CODE_DIR) is required: pass the folder that holds custom.py or the model artifact")
+	}
+	dir, err := resolveCodeDir(f.CodeDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.CodeDir = dir
+
+	meta, err := readMetadata(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := resolveTargetType(cfg, f, meta); err != nil {
+		return nil, err
+	}
+	if err := resolveLabels(cfg, f, meta); err != nil {
+		return nil, err
+	}
+	if err := checkCodeDir(cfg.CodeDir); err != nil {
+		return nil, err
+	}
+
+	switch f.Command {
+	case CommandServer:
+		if f.Address == "" {
+			return nil, usagef("the --address flag (or ADDRESS) is required: pass host:port, e.g. --address 0.0.0.0:8080")
+		}
+		if err := checkAddress(f.Address); err != nil {
+			return nil, err
+		}
+		cfg.Address = f.Address
+		if cfg.Workers, err = resolveWorkers(f, env); err != nil {
+			return nil, err
+		}
+		if cfg.HeartbeatTimeout, err = secondsParam(env, "DRUM_WORKER_HEARTBEAT_TIMEOUT", 1, 3600, 30); err != nil {
+			return nil, err
+		}
+		if cfg.GracefulTimeout, err = secondsParam(env, "DRUM_GUNICORN_GRACEFUL_TIMEOUT", 1, 3600, 30); err != nil {
+			return nil, err
+		}
+		if cfg.ModelLoadTimeout, err = secondsParam(env, "DRUM_MODEL_LOAD_TIMEOUT", 1, 86400, 600); err != nil {
+			return nil, err
+		}
+	case CommandScore:
+		if f.Input == "" {
+			return nil, usagef("the --input flag is required: pass the CSV (or .mtx) file to score")
+		}
+		if st, err := os.Stat(f.Input); err != nil || st.IsDir() {
+			return nil, usagef("--input %s: not a readable file", f.Input)
+		}
+		cfg.Input, cfg.Output = f.Input, f.Output
+		cfg.Workers = 1
+	default:
+		return nil, fmt.Errorf("config: unknown command %q", f.Command)
+	}
+
+	if f.LogLevel != "" {
+		lvl, err := normaliseLevel(f.LogLevel)
+		if err != nil {
+			return nil, err
+		}
+		cfg.LogLevel = lvl
+	} else if p, ok, err := GetRuntimeParam(env, "DRUM_GUNICORN_LOG_LEVEL"); err != nil {
+		return nil, err
+	} else if ok && p.Payload != nil {
+		if cfg.LogLevel, err = normaliseLevel(p.String()); err != nil {
+			return nil, fmt.Errorf("runtime parameter DRUM_GUNICORN_LOG_LEVEL: %w", err)
+		}
+	}
+	if v, _ := env("DRUM_LOG_FORMAT"); strings.EqualFold(v, "json") {
+		cfg.LogJSON = true
+	}
+	cfg.Python = f.Python
+	return cfg, nil
+}
+
+func resolveCodeDir(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", usagef("--code-dir %s: %v", path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", usagef("--code-dir %s: the folder does not exist; pass the model folder (it holds custom.py or the model artifact)", path)
+	}
+	st, err := os.Stat(real)
+	if err != nil || !st.IsDir() {
+		return "", usagef("--code-dir %s: not a directory; pass the model folder", path)
+	}
+	return real, nil
+}
+
+func resolveTargetType(cfg *Config, f Flags, meta *metadata) error {
+	tt := strings.TrimSpace(f.TargetType)
+	mt := ""
+	if meta != nil {
+		mt = meta.TargetType
+	}
+	switch {
+	case tt == "" && mt == "":
+		return usagef("Target type is missing. It must be provided in --target-type argument, TARGET_TYPE env var or model config file.")
+	case tt != "" && mt != "" && tt != mt:
+		return usagef("Target type provided in --target-type argument doesn't match target type from model config file. Use either one of them or make them match.")
+	case tt == "":
+		tt = mt
+	}
+	for _, known := range TargetTypes {
+		if tt == known {
+			cfg.TargetType = tt
+			return nil
+		}
+	}
+	return usagef("--target-type %q is not a target type; use one of: %s", tt, strings.Join(TargetTypes, ", "))
+}
+
+func resolveWorkers(f Flags, env LookupEnv) (int, error) {
+	if f.MaxWorkersSet && f.MaxWorkers <= 0 {
+		return 0, usagef("--max-workers: must be > 0 (got %d)", f.MaxWorkers)
+	}
+	// As in DRUM, the runtime parameter wins over the flag: DataRobot sets it per deployment.
+	p, ok, err := GetRuntimeParam(env, "CUSTOM_MODEL_WORKERS")
+	if err != nil {
+		return 0, err
+	}
+	if ok && p.Payload != nil {
+		n, err := p.Int()
+		if err != nil {
+			return 0, err
+		}
+		if n < 1 || n > 199 {
+			return 0, fmt.Errorf("runtime parameter CUSTOM_MODEL_WORKERS: %d is out of range; accepted values are 1 to 199", n)
+		}
+		return n, nil
+	}
+	if f.MaxWorkersSet {
+		return f.MaxWorkers, nil
+	}
+	return 1, nil
+}
+
+func checkAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("--address %q: %v; use host:port, e.g. 0.0.0.0:8080", addr, err)
+	}
+	_ = host
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return usagef("--address %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+func secondsParam(env LookupEnv, name string, min, max, def int) (time.Duration, error) {
+	n, err := intParam(env, name, min, max, def)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+var levels = map[string]string{
+	"all": "trace", "trace": "trace", "debug": "debug", "info": "info", "warn": "warn",
+	"warning": "warn", "error": "error", "critical": "error", "fatal": "error",
+}
+
+func normaliseLevel(s string) (string, error) {
+	if l, ok := levels[strings.ToLower(strings.TrimSpace(s))]; ok {
+		return l, nil
+	}
+	return "", usagef("--logging-level %q: use one of all, debug, info, warn, warning, error, critical, fatal", s)
+}
+

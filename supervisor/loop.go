@@ -1,0 +1,310 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+const tick = 250 * time.Millisecond
+
+// loop is the master's only decision maker: signals, worker events and the ticker are
+// handled here one at a time, so the state needs no locks.
+func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) error {
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	done := ctx.Done()
+	for {
+		select {
+		case sig := <-sigs:
+			m.handleSignal(sig.(syscall.Signal))
+		case ev := <-m.events:
+			if err := m.handleEvent(ev); err != nil {
+				m.stopAll(false)
+				m.drain(context.Background())
+				return err
+			}
+		case <-ticker.C:
+			m.checkWorkers()
+		case <-m.upg.Exit():
+			// A new master is ready and serving on the same socket: this generation
+			// drains and leaves.
+			if !m.stopping {
+				m.log.Info("upgrade complete: new master is ready, old workers draining")
+				m.stopAll(true)
+			}
+		case <-done:
+			done = nil
+			m.log.Info("context cancelled, stopping gracefully")
+			m.stopAll(true)
+		}
+		if m.stopping && len(m.workers) == 0 {
+			m.log.Info("all workers stopped, master exiting", "exits", m.exits)
+			return nil
+		}
+	}
+}
+
+func (m *master) handleSignal(sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGTERM:
+		m.log.Info("SIGTERM: graceful shutdown", "graceful_timeout", m.opts.Config.GracefulTimeout)
+		m.stopAll(true)
+	case syscall.SIGINT, syscall.SIGQUIT:
+		m.log.Info("fast shutdown", "signal", sig.String())
+		m.stopAll(false)
+	case syscall.SIGHUP:
+		m.upgrade()
+	case syscall.SIGTTIN:
+		if m.stopping {
+			return
+		}
+		m.want++
+		m.log.Info("SIGTTIN: one worker more", "workers", m.want)
+		m.respawnAt[m.want] = m.opts.Now()
+	case syscall.SIGTTOU:
+		if m.stopping || m.want <= 1 {
+			m.log.Info("SIGTTOU ignored: at least one worker must run", "workers", m.want)
+			return
+		}
+		id := m.want
+		m.want--
+		m.log.Info("SIGTTOU: one worker fewer", "workers", m.want)
+		delete(m.respawnAt, id)
+		if w := m.workers[id]; w != nil {
+			w.killedFor = "scale-down"
+			m.stopWorker(w, syscall.SIGTERM)
+		}
+	}
+}
+
+// upgrade starts a new master (tableflip re-executes the binary, which may have been
+// replaced on disk) without blocking the loop; the old generation keeps serving until
+// the new one calls Ready, and keeps serving if it fails.
+func (m *master) upgrade() {
+	switch {
+	case m.stopping:
+		return
+	case !m.announced:
+		m.log.Warn("SIGHUP ignored: this generation is not ready yet")
+		return
+	case m.upgrading:
+		m.log.Warn("SIGHUP ignored: an upgrade is already in progress")
+		return
+	}
+	m.upgrading = true
+	m.log.Info("SIGHUP: starting a new generation")
+	go func() {
+		err := m.upg.Upgrade()
+		m.events <- event{kind: evUpgrade, err: err}
+	}()
+}
+
+func (m *master) handleEvent(ev event) error {
+	now := m.opts.Now()
+	w := ev.w
+	if ev.kind != evUpgrade && m.workers[w.id] != w {
+		if ev.kind != evExit {
+			return nil // a message from a process already replaced
+		}
+	}
+	switch ev.kind {
+	case evUpgrade:
+		m.upgrading = false
+		if ev.err != nil {
+			m.log.Error("upgrade failed; the current generation keeps serving", "error", ev.err)
+		}
+	case evReady:
+		w.state = stateReady
+		w.lastBeat = now
+		m.bootFails = 0
+		m.log.Info("worker ready", "worker", w.id, "pid", w.pid, "predictor_pid", ev.ready.PredictorPid,
+			"boot", now.Sub(w.started).Round(time.Millisecond))
+		if m.stopping {
+			m.stopWorker(w, syscall.SIGTERM)
+		}
+		m.announceIfReady(now)
+	case evHeartbeat:
+		w.lastBeat = now
+		w.counters = ev.beat.Counters
+	case evFailed:
+		w.failMsg = ev.failed
+		m.log.Error("worker failed to start", "worker", w.id, "pid", w.pid, "error", ev.failed)
+	case evExit:
+		return m.handleExit(w, ev, now)
+	}
+	return nil
+}
+
+func (m *master) announceIfReady(now time.Time) {
+	if m.announced || m.stopping {
+		return
+	}
+	for id := 1; id <= m.want; id++ {
+		if w := m.workers[id]; w == nil || w.state != stateReady {
+			return
+		}
+	}
+	m.announced = true
+	if err := m.upg.Ready(); err != nil {
+		m.log.Error("upgrader ready", "error", err)
+	}
+	m.log.Info(fmt.Sprintf("drum ready: listening on %s with %d workers", m.ln.Addr(), m.want),
+		"address", m.ln.Addr().String(), "workers", m.want, "startup", now.Sub(m.startedAt).Round(time.Millisecond))
+}
+
+func (m *master) handleExit(w *workerProc, ev event, now time.Time) error {
+	reason := exitReason(w, ev.state)
+	m.exits[reasonClass(reason)]++
+	current := m.workers[w.id] == w
+	if current {
+		delete(m.workers, w.id)
+	}
+	if m.stopping || w.killedFor == "scale-down" || !current {
+		m.log.Info("worker exited", "worker", w.id, "pid", w.pid, "reason", reason)
+		return nil
+	}
+	if w.state != stateReady {
+		m.bootFails++
+		m.lastBootErr = w.failMsg
+		if m.lastBootErr == "" {
+			m.lastBootErr = "worker exited during start-up: " + reason
+		}
+		m.log.Error("worker exited before it was ready", "worker", w.id, "pid", w.pid, "reason", reason,
+			"failures_in_a_row", m.bootFails, "error", w.failMsg)
+		if m.bootFails >= m.opts.MaxBootFailures {
+			return fmt.Errorf("workers failed to start %d times in a row; last error: %s", m.bootFails, m.lastBootErr)
+		}
+	} else {
+		m.log.Error("worker exited unexpectedly; replacing it", "worker", w.id, "pid", w.pid, "reason", reason)
+	}
+	// Back-off: a slot whose workers keep dying quickly waits longer each time.
+	if now.Sub(w.started) < 10*time.Second {
+		m.slotCrashes[w.id]++
+	} else {
+		m.slotCrashes[w.id] = 0
+	}
+	delay := backoff(m.slotCrashes[w.id])
+	if w.id <= m.want {
+		m.respawnAt[w.id] = now.Add(delay)
+	}
+	return nil
+}
+
+// backoff is 0 for a first death, then 250ms doubling up to 10s.
+func backoff(crashes int) time.Duration {
+	if crashes <= 1 {
+		return 0
+	}
+	d := 250 * time.Millisecond << (crashes - 2)
+	if d > 10*time.Second || d <= 0 {
+		d = 10 * time.Second
+	}
+	return d
+}
+
+func reasonClass(reason string) string {
+	for _, p := range []string{"crash", "signal", "timeout", "scale-down"} {
+		if len(reason) >= len(p) && reason[:len(p)] == p {
+			return p
+		}
+	}
+	return reason
+}
+
+// checkWorkers runs on every tick: heartbeats, boot deadlines, respawns, stop deadline.
+func (m *master) checkWorkers() {
+	now := m.opts.Now()
+	cfg := m.opts.Config
+	if m.stopping {
+		if now.After(m.stopDeadline) {
+			for _, w := range m.workers {
+				m.log.Warn("worker did not stop in time; killing it", "worker", w.id, "pid", w.pid)
+				_ = syscall.Kill(w.pid, syscall.SIGKILL)
+			}
+			m.stopDeadline = now.Add(time.Hour) // kill once
+		}
+		return
+	}
+	for _, w := range m.workers {
+		switch {
+		case w.killedFor != "":
+		case w.state == stateReady && now.Sub(w.lastBeat) > cfg.HeartbeatTimeout:
+			w.killedFor = "timeout"
+			m.log.Error("worker missed its heartbeats; killing it with its predictor", "worker", w.id, "pid", w.pid,
+				"silent_for", now.Sub(w.lastBeat).Round(time.Millisecond), "heartbeat_timeout", cfg.HeartbeatTimeout)
+			_ = syscall.Kill(w.pid, syscall.SIGKILL)
+		case w.state == stateBooting && now.Sub(w.started) > cfg.ModelLoadTimeout+10*time.Second:
+			w.killedFor = "timeout"
+			m.failBoot(w, fmt.Sprintf("model did not load within %s (DRUM_MODEL_LOAD_TIMEOUT)", cfg.ModelLoadTimeout))
+		}
+	}
+	for id, at := range m.respawnAt {
+		if now.Before(at) {
+			continue
+		}
+		if err := m.startSlot(id); err != nil {
+			m.log.Error("could not start worker; retrying", "worker", id, "error", err)
+			m.respawnAt[id] = now.Add(time.Second)
+		}
+	}
+}
+
+func (m *master) failBoot(w *workerProc, msg string) {
+	w.failMsg = msg
+	m.log.Error("killing worker", "worker", w.id, "pid", w.pid, "reason", msg)
+	_ = syscall.Kill(w.pid, syscall.SIGKILL)
+}
+
+// stopAll stops every worker: gracefully (SIGTERM: finish in-flight requests within the
+// graceful timeout) or fast (SIGQUIT). Workers are told by signal, which cannot block
+// the loop the way a write to a stuck worker's socket could.
+func (m *master) stopAll(graceful bool) {
+	if !m.stopping {
+		m.stopping = true
+		m.respawnAt = map[int]time.Time{}
+		_ = m.ln.Close() // the master's copy; workers hold their own until they drain
+		timeout := 3 * time.Second
+		if graceful {
+			timeout = m.opts.Config.GracefulTimeout + 2*time.Second
+		}
+		m.stopDeadline = m.opts.Now().Add(timeout)
+	} else if !graceful {
+		m.stopDeadline = m.opts.Now().Add(3 * time.Second)
+	}
+	sig := syscall.SIGTERM
+	if !graceful {
+		sig = syscall.SIGQUIT
+	}
+	for _, w := range m.workers {
+		m.stopWorker(w, sig)
+	}
+}
+
+func (m *master) stopWorker(w *workerProc, sig syscall.Signal) {
+	w.state = stateStopping
+	if err := syscall.Kill(w.pid, sig); err != nil {
+		m.log.Debug("signal worker", "worker", w.id, "pid", w.pid, "error", err)
+	}
+}
+
+// drain waits (bounded) for workers to exit after stopAll when the loop is not running.
+func (m *master) drain(ctx context.Context) {
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for len(m.workers) > 0 {
+		select {
+		case ev := <-m.events:
+			if ev.kind == evExit && m.workers[ev.w.id] == ev.w {
+				delete(m.workers, ev.w.id)
+			}
+		case <-deadline.C:
+			for _, w := range m.workers {
+				_ = syscall.Kill(w.pid, syscall.SIGKILL)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/drum-go/drum/ipc"
+)
+
+type evKind int
+
+const (
+	evReady evKind = iota
+	evHeartbeat
+	evFailed
+	evExit
+	evUpgrade
+)
+
+// event is everything the loop reacts to besides signals and its ticker.
+type event struct {
+	kind   evKind
+	w      *workerProc
+	ready  ipc.Ready
+	beat   ipc.Heartbeat
+	failed string
+	err    error
+	state  *os.ProcessState
+}
+
+// master is the state the loop owns; only the loop goroutine touches it.
+type master struct {
+	opts   Options
+	log    hclog.Logger
+	upg    *tableflip.Upgrader
+	ln     net.Listener
+	lnFile *os.File
+	events chan event
+
+	want        int                 // desired number of workers
+	workers     map[int]*workerProc // slot id -> current process
+	respawnAt   map[int]time.Time   // slot id -> when to start its replacement
+	slotCrashes map[int]int         // consecutive quick deaths per slot, for back-off
+	bootFails   int                 // workers in a row that died before becoming ready
+	lastBootErr string
+
+	startedAt    time.Time
+	announced    bool // all workers of this generation were ready once
+	upgrading    bool
+	stopping     bool
+	stopDeadline time.Time
+	exits        map[string]int // worker exits by reason
+}
+
+// Run starts the master and blocks until it has stopped. It returns nil after a clean
+// shutdown (a signal, ctx cancellation, or handing over to an upgraded master) and an
+// error when it cannot serve (socket in use, workers that never boot).
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.setDefaults(); err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	cfg := opts.Config
+	m := &master{
+		opts:        opts,
+		log:         opts.Logger,
+		events:      make(chan event, 64),
+		want:        cfg.Workers,
+		workers:     map[int]*workerProc{},
+		respawnAt:   map[int]time.Time{},
+		slotCrashes: map[int]int{},
+		startedAt:   opts.Now(),
+		exits:       map[string]int{},
+	}
+	upg, err := tableflip.New(tableflip.Options{
+		PIDFile: cfg.PIDFile,
+		// A new generation must load its models before the old one lets go.
+		UpgradeTimeout: cfg.ModelLoadTimeout + 30*time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("master: init upgrader: %w", err)
+	}
+	defer upg.Stop()
+	m.upg = upg
+
+	ln, err := upg.Listen("tcp", cfg.Address)
+	if err != nil {
+		return fmt.Errorf("master: listen on %s: %w", cfg.Address, err)
+	}
+	m.ln = ln
+	tcp, ok := ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("master: listener on %s is %T, not TCP", cfg.Address, ln)
+	}
+	if m.lnFile, err = tcp.File(); err != nil {
+		return fmt.Errorf("master: listener fd: %w", err)
+	}
+	defer m.lnFile.Close()
+
+	sigs := opts.Signals
+	if sigs == nil {
+		sigs = make(chan os.Signal, 16)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
+			syscall.SIGTTIN, syscall.SIGTTOU)
+		defer signal.Stop(sigs)
+	}
+
+	m.log.Info("starting workers", "address", ln.Addr().String(), "workers", m.want,
+		"code_dir", cfg.CodeDir, "target_type", cfg.TargetType, "python", cfg.Python,
+		"upgrade", upg.HasParent())
+	for id := 1; id <= m.want; id++ {
+		if err := m.startSlot(id); err != nil {
+			m.stopAll(false)
+			m.drain(ctx)
+			return err
+		}
+	}
+	return m.loop(ctx, sigs)
+}
+
+// startSlot starts the worker for one slot and records it.
+func (m *master) startSlot(id int) error {
+	w, err := m.spawn(id)
+	if err != nil {
+		return err
+	}
+	m.workers[id] = w
+	delete(m.respawnAt, id)
+	m.log.Debug("worker started", "worker", id, "pid", w.pid)
+	return nil
+}
