@@ -104,6 +104,16 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		if cfg.ModelLoadTimeout, err = secondsParam(env, "DRUM_MODEL_LOAD_TIMEOUT", 1, 86400, 600); err != nil {
 			return nil, err
 		}
+		if cfg.RequestTimeout, err = secondsParam(env, "DRUM_CLIENT_REQUEST_TIMEOUT", 0, 3600, 0); err != nil {
+			return nil, err
+		}
+		if prefix, ok := env("URL_PREFIX"); ok && prefix != "" {
+			// Werkzeug refuses a rule that does not start with "/", so DRUM fails to start.
+			if !strings.HasPrefix(prefix, "/") {
+				return nil, fmt.Errorf("URL_PREFIX %q must start with \"/\" (e.g. /model/v1)", prefix)
+			}
+			cfg.URLPrefix = prefix
+		}
 	case CommandScore:
 		if f.Input == "" {
 			return nil, usagef("the --input flag is required: pass the CSV (or .mtx) file to score")

@@ -69,6 +69,10 @@ func TestBuildErrors(t *testing.T) {
 			map[string]string{"MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS": `{"type":"numeric","payload":500}`}, "accepted values are 1 to 199", false},
 		{"workers param not a number", server(Flags{CodeDir: pkl, TargetType: "regression"}),
 			map[string]string{"MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS": `many`}, `"many" is not a number`, false},
+		{"url prefix without slash", server(Flags{CodeDir: pkl, TargetType: "regression"}),
+			map[string]string{"URL_PREFIX": "model/v1"}, `URL_PREFIX "model/v1" must start with "/"`, false},
+		{"request timeout out of range", server(Flags{CodeDir: pkl, TargetType: "regression"}),
+			map[string]string{"MLOPS_RUNTIME_PARAM_DRUM_CLIENT_REQUEST_TIMEOUT": `{"type":"numeric","payload":7200}`}, "DRUM_CLIENT_REQUEST_TIMEOUT: 7200 is out of range; accepted values are 0 to 3600", false},
 		{"score without input", Flags{Command: CommandScore, CodeDir: pkl, TargetType: "regression"}, nil, "--input", true},
 		{"bad log level", server(Flags{CodeDir: pkl, TargetType: "regression", LogLevel: "loud"}), nil, "--logging-level", true},
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	LogLevel           string   `json:"log_level"`
 	LogJSON            bool     `json:"log_json"`
 	PIDFile            string   `json:"pid_file,omitempty"`
+	URLPrefix          string   `json:"url_prefix,omitempty"` // URL_PREFIX: every route lives under it
+
+	// RequestTimeout is the per-request deadline (DRUM_CLIENT_REQUEST_TIMEOUT); 0 = none.
+	RequestTimeout time.Duration `json:"request_timeout"`
 
 	// Timeouts and budgets.
 	ModelLoadTimeout  time.Duration `json:"model_load_timeout"`

@@ -206,7 +206,7 @@ func backoff(crashes int) time.Duration {
 }
 
 func reasonClass(reason string) string {
-	for _, p := range []string{"crash", "signal", "timeout", "scale-down"} {
+	for _, p := range []string{"exit", "crash", "signal", "timeout", "scale-down"} {
 		if len(reason) >= len(p) && reason[:len(p)] == p {
 			return p
 		}

@@ -153,5 +153,8 @@ func exitReason(w *workerProc, state *os.ProcessState) string {
 	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return "signal " + ws.Signal().String()
 	}
+	if state.ExitCode() == 0 {
+		return "exit (code 0)"
+	}
 	return fmt.Sprintf("crash (exit code %d)", state.ExitCode())
 }

@@ -48,7 +48,7 @@ func TestRelogLine(t *testing.T) {
 
 func TestExitReasonClass(t *testing.T) {
 	for reason, class := range map[string]string{
-		"crash (exit code 1)": "crash", "signal killed": "signal", "timeout": "timeout", "scale-down": "scale-down",
+		"crash (exit code 1)": "crash", "exit (code 0)": "exit", "signal killed": "signal", "timeout": "timeout", "scale-down": "scale-down",
 	} {
 		if got := reasonClass(reason); got != class {
 			t.Errorf("reasonClass(%q) = %q, want %q", reason, got, class)

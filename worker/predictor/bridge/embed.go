@@ -19,7 +19,9 @@ const Filename = "<drum-bridge>"
 
 // Bootstrap is the program passed to `python -c`. It must stay small (it shows in ps) and
 // must not buffer fd 3: the bridge reads the rest of the stream itself.
-const Bootstrap = `import os, struct, sys, types, linecache
+// Its first line says what the process is, because ps shows the program text.
+const Bootstrap = `# drum predictor: bridge bootstrap (protocol on fds 3/4)
+import os, struct, sys, types, linecache
 def _read(n):
     buf = bytearray()
     while len(buf) < n:

@@ -1,0 +1,64 @@
+// Package batch is `drum score`: one predictor, one input file, predictions written as
+// CSV the way DRUM writes them (pandas to_csv, values not cast), or printed as the
+// DataFrame text DRUM prints when no --output is given.
+package batch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/worker/predictor"
+)
+
+// Starter starts the predictor that scores the file.
+type Starter func(ctx context.Context) (predictor.Predictor, error)
+
+// Run scores cfg.Input and writes to cfg.Output, or to stdout when it is empty.
+func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Writer) error {
+	payload, err := os.ReadFile(cfg.Input)
+	if err != nil {
+		return fmt.Errorf("read --input: %w", err)
+	}
+	req := &predictor.Request{Op: "score", Payload: payload, Format: "csv", ScoreOutput: "csv"}
+	// DRUM picks the format by extension only, case-sensitively.
+	if filepath.Ext(cfg.Input) == ".mtx" {
+		req.Format, req.MimeType = "mtx", "text/mtx"
+	}
+	if cfg.Output == "" {
+		req.ScoreOutput = "text"
+	}
+	p, err := start(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	res, err := p.Call(ctx, req)
+	if err != nil {
+		return fmt.Errorf("score %s: %w", cfg.Input, err)
+	}
+	if cfg.Output == "" {
+		_, err = stdout.Write(res.Body)
+		return err
+	}
+	// Write beside the target and rename, so a failed run never leaves half a file.
+	tmp, err := os.CreateTemp(filepath.Dir(cfg.Output), ".drum-score-*")
+	if err != nil {
+		return fmt.Errorf("write --output: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(res.Body); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+	}
+	if err := os.Rename(tmp.Name(), cfg.Output); err != nil {
+		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+	}
+	return nil
+}

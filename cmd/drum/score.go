@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drum-go/drum/batch"
+	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/worker/predictor"
+)
+
+func scoreCommand() *cli.Command {
+	flags := append(modelFlags(),
+		&cli.StringFlag{Name: "input", Usage: "CSV (or .mtx) file to score"},
+		&cli.StringFlag{Name: "output", Usage: "write the predictions CSV here (default: print them)"},
+	)
+	return &cli.Command{
+		Name:   "score",
+		Usage:  "score one input file and write the predictions as CSV",
+		Flags:  flags,
+		Action: runScore,
+	}
+}
+
+func runScore(c *cli.Context) error {
+	if err := checkLanguage(c); err != nil {
+		return err
+	}
+	f := flagsFrom(c, config.CommandScore)
+	f.Input, f.Output = c.String("input"), c.String("output")
+	cfg, err := config.Build(f, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if cfg.Python, err = predictor.FindPython(cfg.Python); err != nil {
+		return err
+	}
+	log := newLogger("drum", cfg.LogLevel, cfg.LogJSON)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := func(ctx context.Context) (predictor.Predictor, error) {
+		return predictor.StartPython(ctx, predictorConfig(cfg, log))
+	}
+	return batch.Run(ctx, cfg, start, c.App.Writer)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/supervisor"
+	"github.com/drum-go/drum/worker/predictor"
+)
+
+func serverCommand() *cli.Command {
+	flags := append(modelFlags(),
+		&cli.StringFlag{Name: "address", EnvVars: []string{"ADDRESS"}, Usage: "host:port to listen on"},
+		&cli.IntFlag{Name: "max-workers", EnvVars: []string{"MAX_WORKERS"}, Usage: "number of worker processes (runtime parameter CUSTOM_MODEL_WORKERS wins)"},
+		&cli.StringFlag{Name: "pid-file", EnvVars: []string{"DRUM_PID_FILE"}, Usage: "write the master's pid here (kept current across SIGHUP upgrades)"},
+		&cli.BoolFlag{Name: "production", EnvVars: []string{"PRODUCTION"}, Usage: "accepted for DRUM compatibility (deprecated there too)"},
+	)
+	return &cli.Command{
+		Name:   "server",
+		Usage:  "serve the model over HTTP with a prefork master and N workers",
+		Flags:  flags,
+		Action: runServer,
+	}
+}
+
+func runServer(c *cli.Context) error {
+	if err := checkLanguage(c); err != nil {
+		return err
+	}
+	f := flagsFrom(c, config.CommandServer)
+	f.Address = c.String("address")
+	f.MaxWorkers, f.MaxWorkersSet = c.Int("max-workers"), c.IsSet("max-workers")
+	f.PIDFile = c.String("pid-file")
+	cfg, err := config.Build(f, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if cfg.Python, err = predictor.FindPython(cfg.Python); err != nil {
+		return err
+	}
+	log := newLogger("drum", cfg.LogLevel, cfg.LogJSON)
+	return supervisor.Run(context.Background(), supervisor.Options{Config: *cfg, Logger: log})
+}
+
+func checkLanguage(c *cli.Context) error {
+	if l := c.String("language"); l != "" && l != "python" {
+		return &config.UsageError{Msg: fmt.Sprintf("--language %s: drum serves Python models only (R and Java are not supported yet)", l)}
+	}
+	return nil
+}

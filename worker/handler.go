@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drum-go/drum/config"
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+)
+
+// handler serves DRUM's HTTP API in one worker.
+type handler struct {
+	cfg     config.Config
+	log     hclog.Logger
+	router  *router
+	keeper  *keeper
+	maxBody int64
+	timeout time.Duration // per prediction; 0 means none
+}
+
+// exchange is one request being answered.
+type exchange struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	head   bool
+	status int
+}
+
+// send writes a complete answer. HEAD answers carry the headers of the GET answer.
+func (ex *exchange) send(status int, contentType string, body []byte) {
+	h := ex.w.Header()
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	ex.status = status
+	ex.w.WriteHeader(status)
+	if !ex.head && len(body) > 0 {
+		_, _ = ex.w.Write(body)
+	}
+}
+
+// message answers with Flask's jsonify({"message": msg}).
+func (ex *exchange) message(status int, msg string) {
+	ex.send(status, contentTypeJSON, flaskJSON("message", msg))
+}
+
+func (ex *exchange) fail(e *httpError) {
+	key := e.key
+	if key == "" {
+		key = "message"
+	}
+	ex.send(e.status, contentTypeJSON, flaskJSON(key, e.msg))
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := requestID(r)
+	// DRUM's exact header spelling: Header.Set would canonicalise it to X_request_id.
+	w.Header()["X_Request_ID"] = []string{id}
+	w.Header()["X-Drum-Version"] = []string{config.Version}
+	method := strings.ToUpper(r.Method)
+	ex := &exchange{w: w, r: r, head: method == http.MethodHead}
+	h.serve(ex, method)
+	if ex.status >= 400 {
+		args := []any{"method", r.Method, "path", r.URL.RequestURI(), "status", ex.status,
+			"duration", time.Since(start), "request_id", id}
+		if ex.status >= 500 {
+			h.log.Warn("request failed", args...)
+		} else {
+			h.log.Info("request failed", args...)
+		}
+	}
+}
+
+// requestID is the client's X-Request-ID (several are joined as the WSGI server joins
+// them), else a fresh uuid4.
+func requestID(r *http.Request) string {
+	if v := r.Header.Values("X-Request-Id"); len(v) > 0 {
+		if id := strings.Join(v, ","); id != "" {
+			return id
+		}
+	}
+	return uuid.NewString()
+}
+
+func (h *handler) serve(ex *exchange, method string) {
+	// WSGI decodes the path as UTF-8 with replacement characters.
+	path := strings.ToValidUTF8(ex.r.URL.Path, "\ufffd")
+	m := h.router.match(path, method)
+	switch m.kind {
+	case routeNotFound:
+		ex.send(http.StatusNotFound, contentTypeHTML, []byte(page404))
+		return
+	case routeMethodNotAllowed:
+		ex.w.Header()["Allow"] = []string{strings.Join(m.allowed, ", ")}
+		ex.send(http.StatusMethodNotAllowed, contentTypeHTML, []byte(page405))
+		return
+	case routeRedirect:
+		loc := redirectURL(ex.r, m.redirectPath)
+		ex.w.Header()["Location"] = []string{loc}
+		ex.send(http.StatusPermanentRedirect, contentTypeHTML, redirectPage(loc))
+		return
+	}
+	if method == http.MethodOptions {
+		// Flask's automatic OPTIONS answer: empty, with the methods the path accepts.
+		if allow := h.router.allowedMethods(path); len(allow) > 0 {
+			ex.w.Header()["Allow"] = []string{strings.Join(allow, ", ")}
+		}
+		ex.send(http.StatusOK, contentTypeHTML, nil)
+		return
+	}
+	switch m.rule.endpoint {
+	case epPing:
+		ex.message(http.StatusOK, "OK")
+	case epHealth:
+		if h.keeper.live() {
+			ex.message(http.StatusOK, "OK")
+		} else {
+			ex.message(http.StatusServiceUnavailable, "ERROR: no predictor is ready: the model is (re)starting")
+		}
+	case epCapabilities:
+		chat := "false"
+		if h.chatSupported() {
+			chat = "true"
+		}
+		ex.send(http.StatusOK, contentTypeJSON, []byte(`{"supported_methods":{"chat":`+chat+
+			`},"supported_payload_formats":{"csv":null,"mtx":null}}`+"\n"))
+	case epPredict:
+		h.predict(ex)
+	case epTransform:
+		h.transform(ex)
+	case epPredictUnstructured:
+		h.predictUnstructured(ex)
+	case epChat:
+		h.chat(ex)
+	case epModels:
+		if h.cfg.TargetType == config.TargetTextGeneration {
+			h.notImplemented(ex)
+		} else {
+			ex.message(http.StatusNotFound, "ERROR: get_supported_llm_models is supported only for TextGen models")
+		}
+	case epDirectAccess:
+		ex.message(http.StatusBadRequest, "This endpoint is only supported by OpenAI based predictors")
+	case epStatic:
+		ex.send(http.StatusNotFound, contentTypeHTML, []byte(page404))
+	default: // info, stats
+		h.notImplemented(ex)
+	}
+}
+
+// notImplemented answers routes DRUM has that this server does not serve yet.
+func (h *handler) notImplemented(ex *exchange) {
+	ex.message(http.StatusNotImplemented, "ERROR: "+ex.r.URL.Path+" is not implemented by this server yet")
+}
+
+// redirectURL is the absolute URL Werkzeug redirects to: the Host header lower-cased
+// (without :80), the new path quoted, the query string as sent.
+func redirectURL(r *http.Request, newPath string) string {
+	host := r.Host
+	if host == "" {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host = a.String()
+		}
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ":80")
+	u := "http://" + host + "/" + strings.TrimLeft(urlQuote(newPath, "/:|+"), "/")
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	// iri_to_uri: only non-ASCII needs quoting (the request line has no spaces).
+	if !isASCII(u) {
+		u = urlQuote(u, ":/?#[]@!$&'()*+,;=%")
+	}
+	return u
+}

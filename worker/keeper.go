@@ -1,0 +1,310 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drum-go/drum/ipc"
+	"github.com/drum-go/drum/worker/predictor"
+	"github.com/hashicorp/go-hclog"
+)
+
+// keeper owns the worker's predictor: it admits one call at a time, notices when the
+// predictor dies or must be abandoned, and replaces it with a fresh one (with back-off)
+// while requests wait for it.
+
+const (
+	restartBackoffMin = 100 * time.Millisecond
+	restartBackoffMax = 10 * time.Second
+	// A predictor that lived this long resets the back-off: it was not crash-looping.
+	stableUptime = 30 * time.Second
+)
+
+var errStopping = errors.New("the worker is stopping")
+
+// timeoutError is a prediction that hit the request deadline.
+type timeoutError struct {
+	after  time.Duration
+	inCall bool // the predictor held the request (and is being replaced)
+	pid    int
+}
+
+func (e *timeoutError) Error() string {
+	if e.inCall {
+		return fmt.Sprintf("predictor process %d did not answer within %s", e.pid, e.after)
+	}
+	return fmt.Sprintf("no predictor became free within %s", e.after)
+}
+
+// counters are the worker's request figures, read by the heartbeat without locks.
+type counters struct {
+	inFlight, completed, failed, restarts atomic.Int64
+}
+
+func (c *counters) snapshot() ipc.Counters {
+	return ipc.Counters{
+		InFlight:          c.inFlight.Load(),
+		Completed:         c.completed.Load(),
+		Failed:            c.failed.Load(),
+		PredictorRestarts: c.restarts.Load(),
+	}
+}
+
+type retirement struct {
+	p      predictor.Predictor
+	reason string
+}
+
+type keeper struct {
+	log      hclog.Logger
+	start    func(ctx context.Context) (predictor.Predictor, error)
+	counters *counters
+
+	slot   chan struct{}   // one token per admitted call
+	retire chan retirement // calls report predictors that must be replaced
+	done   chan struct{}   // closed when run has returned
+
+	mu      sync.Mutex
+	cur     predictor.Predictor // nil while none is installed
+	info    predictor.Info      // of the latest predictor; the model does not change
+	changed chan struct{}       // closed and replaced whenever cur changes
+	stopped bool
+}
+
+func newKeeper(log hclog.Logger, start func(context.Context) (predictor.Predictor, error), c *counters) *keeper {
+	return &keeper{
+		log:      log,
+		start:    start,
+		counters: c,
+		slot:     make(chan struct{}, 1),
+		retire:   make(chan retirement, 1),
+		done:     make(chan struct{}),
+		changed:  make(chan struct{}),
+	}
+}
+
+// run supervises predictors, starting with first, until ctx is done; it closes the
+// current predictor before returning.
+func (k *keeper) run(ctx context.Context, first predictor.Predictor) {
+	defer close(k.done)
+	p := first
+	backoff := restartBackoffMin
+	for {
+		k.install(p)
+		born := time.Now()
+		reason := k.watch(ctx, p)
+		k.uninstall()
+		if reason == "" { // stopping
+			k.closePredictor(p)
+			return
+		}
+		k.log.Error("predictor lost; starting a new one", "pid", p.Pid(), "reason", reason)
+		k.closePredictor(p)
+		if time.Since(born) >= stableUptime {
+			backoff = restartBackoffMin
+		}
+		for {
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, restartBackoffMax)
+			np, err := k.start(ctx)
+			if err == nil {
+				p = np
+				k.counters.restarts.Add(1)
+				k.log.Info("predictor restarted", "pid", p.Pid())
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			k.log.Error("predictor failed to start; retrying", "error", err, "retry_in", backoff)
+		}
+	}
+}
+
+// watch blocks until p must be replaced (returning why) or ctx is done ("").
+func (k *keeper) watch(ctx context.Context, p predictor.Predictor) string {
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-p.Done():
+			return "process exited"
+		case r := <-k.retire:
+			if r.p == p {
+				return r.reason
+			}
+			// A late report about an earlier predictor.
+		}
+	}
+}
+
+func (k *keeper) closePredictor(p predictor.Predictor) {
+	if err := p.Close(); err != nil {
+		k.log.Debug("closing predictor", "pid", p.Pid(), "error", err)
+	}
+}
+
+func (k *keeper) install(p predictor.Predictor) {
+	k.mu.Lock()
+	k.cur, k.info = p, p.Info()
+	close(k.changed)
+	k.changed = make(chan struct{})
+	k.mu.Unlock()
+}
+
+func (k *keeper) uninstall() {
+	k.mu.Lock()
+	k.cur = nil
+	close(k.changed)
+	k.changed = make(chan struct{})
+	k.mu.Unlock()
+}
+
+// stop makes waiting calls give up; run stops with its context.
+func (k *keeper) stop() {
+	k.mu.Lock()
+	if !k.stopped {
+		k.stopped = true
+		close(k.changed)
+		k.changed = make(chan struct{})
+	}
+	k.mu.Unlock()
+}
+
+// live reports whether a predictor is installed and running.
+func (k *keeper) live() bool {
+	k.mu.Lock()
+	p := k.cur
+	k.mu.Unlock()
+	return p != nil && !isDone(p)
+}
+
+func (k *keeper) modelInfo() predictor.Info {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.info
+}
+
+// await returns a live predictor, waiting while there is none.
+func (k *keeper) await(ctx context.Context) (predictor.Predictor, error) {
+	for {
+		k.mu.Lock()
+		p, changed, stopped := k.cur, k.changed, k.stopped
+		k.mu.Unlock()
+		if stopped {
+			return nil, errStopping
+		}
+		if p != nil && !isDone(p) {
+			return p, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// call runs one prediction on the predictor, after the calls admitted before it. A
+// predictor that dies or overruns the deadline during the call is replaced.
+func (k *keeper) call(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
+	k.counters.inFlight.Add(1)
+	defer k.counters.inFlight.Add(-1)
+	res, err := k.admitAndCall(ctx, timeout, req)
+	if err != nil {
+		k.counters.failed.Add(1)
+		return nil, err
+	}
+	k.counters.completed.Add(1)
+	return res, nil
+}
+
+func (k *keeper) admitAndCall(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	waitErr := func(err error) error {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &timeoutError{after: timeout}
+		}
+		return err
+	}
+	select {
+	case k.slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, waitErr(ctx.Err())
+	}
+	defer func() { <-k.slot }()
+	p, err := k.await(ctx)
+	if err != nil {
+		return nil, waitErr(err)
+	}
+	res, err := p.Call(ctx, req)
+	if err == nil {
+		return res, nil
+	}
+	var (
+		died *predictor.DiedError
+		te   *predictor.TimeoutError
+	)
+	switch {
+	case errors.As(err, &died):
+		k.report(p, died.Reason)
+	case errors.As(err, &te) || (timeout > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil):
+		// The predictor overran the deadline: it is hung on this request (the Python
+		// predictor has already killed itself). Replace it.
+		k.report(p, fmt.Sprintf("did not answer within %s", timeout))
+		err = &timeoutError{after: timeout, inCall: true, pid: p.Pid()}
+	case isDone(p):
+		// The process exited under the call; say so rather than whatever broke.
+		died = &predictor.DiedError{Pid: p.Pid(), Reason: "process exited"}
+		k.report(p, died.Reason)
+		err = died
+	}
+	return nil, err
+}
+
+// report takes p out of service at once, so no other call is sent to it, and asks run
+// to replace it.
+func (k *keeper) report(p predictor.Predictor, reason string) {
+	k.mu.Lock()
+	if k.cur == p {
+		k.cur = nil
+		close(k.changed)
+		k.changed = make(chan struct{})
+	}
+	k.mu.Unlock()
+	select {
+	case k.retire <- retirement{p: p, reason: reason}:
+	case <-k.done:
+	}
+}
+
+func isDone(p predictor.Predictor) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether the full time passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,153 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/worker/predictor"
+)
+
+// predict is DRUM's structured prediction (do_predict_structured).
+func (h *handler) predict(ex *exchange) {
+	switch h.cfg.TargetType {
+	case config.TargetTransform:
+		ex.message(http.StatusUnprocessableEntity,
+			"ERROR: This model has target type 'transform', use the /transform/ endpoint.")
+		return
+	case config.TargetUnstructured:
+		ex.message(http.StatusUnprocessableEntity,
+			"ERROR: This model has target type 'unstructured', use the /predictUnstructured/ or /predictionsUnstructured/ endpoint.")
+		return
+	}
+	body, herr := h.readBody(ex.r)
+	if herr != nil {
+		ex.fail(herr)
+		return
+	}
+	in, herr := extractInput(latin1(contentType(ex.r)), *body)
+	if herr != nil {
+		putBuf(body)
+		ex.fail(herr)
+		return
+	}
+	format := payloadFormat(in.mimeType)
+	if format == "" && !h.keeper.modelInfo().HasHook("read_input_data") {
+		putBuf(body)
+		ex.message(http.StatusUnprocessableEntity, msgUnsupportedFormat(in.mimeType))
+		return
+	}
+	req := &predictor.Request{
+		Op:             "predict",
+		MimeType:       in.mimeType,
+		NoMimeType:     in.noMime,
+		Charset:        in.charset,
+		Format:         format,
+		Payload:        in.payload,
+		SparseColNames: in.sparseCols,
+	}
+	res, err := h.keeper.call(ex.r.Context(), h.timeout, req)
+	var me *predictor.ModelError
+	if err == nil || errors.As(err, &me) {
+		// The predictor answered, so it has read the whole payload. After any other
+		// failure a write of it may still be in progress: leave the buffer to the GC.
+		putBuf(body)
+	}
+	if err != nil {
+		h.callFailed(ex, err)
+		return
+	}
+	out := getBuf()
+	defer putBuf(out)
+	*out, err = appendPredictions(*out, res)
+	if err != nil {
+		ex.message(http.StatusInternalServerError, "ERROR: "+err.Error())
+		return
+	}
+	ex.send(http.StatusOK, contentTypeJSON, *out)
+}
+
+// callFailed answers a failed predictor call.
+func (h *handler) callFailed(ex *exchange, err error) {
+	var (
+		me   *predictor.ModelError
+		died *predictor.DiedError
+		te   *timeoutError
+	)
+	switch {
+	case errors.As(err, &me):
+		status := me.Status
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		if me.UserError {
+			ex.w.Header()["X-Drum-User-Http-Error"] = []string{"true"}
+		}
+		ex.message(status, me.Message)
+	case errors.As(err, &died):
+		ex.message(http.StatusInternalServerError, fmt.Sprintf(
+			"ERROR: predictor process %d died (%s) while handling this request; it is being restarted",
+			died.Pid, died.Reason))
+	case errors.As(err, &te):
+		msg := "ERROR: the request timed out after " + te.after.String() + " waiting for a free predictor"
+		if te.inCall {
+			msg = fmt.Sprintf("ERROR: the prediction did not finish within %s; predictor process %d is being restarted",
+				te.after, te.pid)
+		}
+		ex.message(http.StatusGatewayTimeout, msg)
+	case errors.Is(err, errStopping):
+		ex.message(http.StatusServiceUnavailable, "ERROR: the server is shutting down")
+	case errors.Is(err, context.Canceled):
+		ex.message(http.StatusInternalServerError, "ERROR: the request was cancelled")
+	default:
+		ex.message(http.StatusInternalServerError, "ERROR: "+err.Error())
+	}
+}
+
+// targetEnum is how DRUM prints its TargetType enum in messages (the member name).
+func targetEnum(t string) string {
+	switch t {
+	case config.TargetTextGeneration:
+		return "TargetType.TEXT_GENERATION"
+	case config.TargetGeoPoint:
+		return "TargetType.GEO_POINT"
+	case config.TargetVectorDatabase:
+		return "TargetType.VECTOR_DATABASE"
+	case config.TargetAgenticFlow:
+		return "TargetType.AGENTIC_WORKFLOW"
+	}
+	return "TargetType." + strings.ToUpper(t)
+}
+
+func (h *handler) transform(ex *exchange) {
+	switch h.cfg.TargetType {
+	case config.TargetTransform:
+		h.notImplemented(ex)
+	case config.TargetUnstructured:
+		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
+			targetEnum(h.cfg.TargetType)+", use the /predictUnstructured/ endpoint.")
+	default:
+		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
+			targetEnum(h.cfg.TargetType)+", use the /predict/ endpoint.")
+	}
+}
+
+func (h *handler) predictUnstructured(ex *exchange) {
+	switch {
+	case h.cfg.TargetType == config.TargetUnstructured:
+		h.notImplemented(ex)
+	case h.cfg.TargetType == config.TargetTextGeneration:
+		// DRUM routes textgeneration here too and calls the missing hook.
+		if h.keeper.modelInfo().HasHook("score_unstructured") {
+			h.notImplemented(ex)
+		} else {
+			ex.message(http.StatusInternalServerError, "ERROR: 'NoneType' object is not callable")
+		}
+	default:
+		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
+			targetEnum(h.cfg.TargetType)+", use either /predict/ or /predictions/ endpoint.")
+	}
+}
