@@ -243,4 +243,3 @@ func normaliseLevel(s string) (string, error) {
 	}
 	return "", usagef("--logging-level %q: use one of all, debug, info, warn, warning, error, critical, fatal", s)
 }
-
