@@ -30,6 +30,32 @@ type Counters struct {
 	PredictorRestarts int64 `json:"predictor_restarts"`
 }
 
+// Add sums o into c, for the master's server-wide view.
+func (c *Counters) Add(o Counters) {
+	c.InFlight += o.InFlight
+	c.Completed += o.Completed
+	c.Failed += o.Failed
+	c.PredictorRestarts += o.PredictorRestarts
+}
+
+// WorkerStats is one worker as the master sees it.
+type WorkerStats struct {
+	ID            int      `json:"id"`
+	Pid           int      `json:"pid"`
+	State         string   `json:"state"` // booting, ready, stopping
+	Restarts      int      `json:"restarts"`
+	LastHeartbeat int64    `json:"last_heartbeat_unix_ms"`
+	Counters      Counters `json:"counters"`
+}
+
+// ServerStats is the master's aggregate of every worker's last heartbeat, sent down to
+// the workers so that whichever one answers /stats/ reports the whole server.
+type ServerStats struct {
+	Workers     []WorkerStats  `json:"workers"`
+	Total       Counters       `json:"total"`
+	WorkerExits map[string]int `json:"worker_exits"` // by reason: crash, signal, timeout, ...
+}
+
 // Failed reports why a worker could not start (e.g. the model did not load).
 type Failed struct {
 	Error string `json:"error"`

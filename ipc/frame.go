@@ -36,6 +36,7 @@ const (
 	KindHeartbeat Kind = 3 // worker -> master: alive, with counters (meta)
 	KindFailed    Kind = 4 // worker -> master: could not start; meta carries the reason
 	KindStop      Kind = 5 // master -> worker: stop accepting and drain (meta: graceful)
+	KindStats     Kind = 6 // master -> worker: the whole server's figures (meta: ServerStats)
 )
 
 // Worker <-> predictor messages.

@@ -2,10 +2,14 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"syscall"
 	"time"
+
+	"github.com/drum-go/drum/ipc"
 )
 
 const tick = 250 * time.Millisecond
@@ -158,9 +162,11 @@ func (m *master) announceIfReady(now time.Time) {
 func (m *master) handleExit(w *workerProc, ev event, now time.Time) error {
 	reason := exitReason(w, ev.state)
 	m.exits[reasonClass(reason)]++
+	close(w.mailbox)
 	current := m.workers[w.id] == w
 	if current {
 		delete(m.workers, w.id)
+		m.restarts[w.id]++
 	}
 	if m.stopping || w.killedFor == "scale-down" || !current {
 		m.log.Info("worker exited", "worker", w.id, "pid", w.pid, "reason", reason)
@@ -241,6 +247,10 @@ func (m *master) checkWorkers() {
 			m.failBoot(w, fmt.Sprintf("model did not load within %s (DRUM_MODEL_LOAD_TIMEOUT)", cfg.ModelLoadTimeout))
 		}
 	}
+	if now.Sub(m.lastStats) >= time.Second {
+		m.lastStats = now
+		m.broadcastStats()
+	}
 	for id, at := range m.respawnAt {
 		if now.Before(at) {
 			continue
@@ -306,5 +316,31 @@ func (m *master) drain(ctx context.Context) {
 			}
 			return
 		}
+	}
+}
+
+// broadcastStats sends every worker the server-wide figures it reports on /stats/.
+func (m *master) broadcastStats() {
+	st := ipc.ServerStats{WorkerExits: m.exits}
+	ids := make([]int, 0, len(m.workers))
+	for id := range m.workers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		w := m.workers[id]
+		st.Workers = append(st.Workers, ipc.WorkerStats{
+			ID: id, Pid: w.pid, State: w.state.String(), Restarts: m.restarts[id],
+			LastHeartbeat: w.lastBeat.UnixMilli(), Counters: w.counters,
+		})
+		st.Total.Add(w.counters)
+	}
+	meta, err := json.Marshal(st)
+	if err != nil {
+		m.log.Error("encode server stats", "error", err)
+		return
+	}
+	for _, w := range m.workers {
+		w.post(meta)
 	}
 }

@@ -58,6 +58,8 @@ type master struct {
 	stopping     bool
 	stopDeadline time.Time
 	exits        map[string]int // worker exits by reason
+	restarts     map[int]int    // replacements per slot
+	lastStats    time.Time      // last stats broadcast
 }
 
 // Run starts the master and blocks until it has stopped. It returns nil after a clean
@@ -78,6 +80,7 @@ func Run(ctx context.Context, opts Options) error {
 		slotCrashes: map[int]int{},
 		startedAt:   opts.Now(),
 		exits:       map[string]int{},
+		restarts:    map[int]int{},
 	}
 	upg, err := tableflip.New(tableflip.Options{
 		PIDFile: cfg.PIDFile,

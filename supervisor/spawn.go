@@ -22,6 +22,16 @@ const (
 	stateStopping
 )
 
+func (s workerState) String() string {
+	switch s {
+	case stateBooting:
+		return "booting"
+	case stateReady:
+		return "ready"
+	}
+	return "stopping"
+}
+
 // workerProc is one running worker process as the master sees it.
 type workerProc struct {
 	id        int
@@ -33,6 +43,31 @@ type workerProc struct {
 	failMsg   string // what the worker reported before exiting, if anything
 	killedFor string // why the master killed it (timeout, scale-down), if it did
 	counters  ipc.Counters
+	// mailbox holds the latest stats frame for this worker; a sender goroutine writes
+	// it, so a worker that stops reading (SIGSTOP, hung) can never block the loop.
+	mailbox chan []byte
+}
+
+// post replaces whatever is waiting in the mailbox with meta.
+func (w *workerProc) post(meta []byte) {
+	select {
+	case <-w.mailbox:
+	default:
+	}
+	select {
+	case w.mailbox <- meta:
+	default:
+	}
+}
+
+// sendLoop writes mailbox frames to the worker until the mailbox is closed or the
+// channel fails.
+func (w *workerProc) sendLoop() {
+	for meta := range w.mailbox {
+		if err := w.ctrl.Write(ipc.KindStats, 0, meta, nil); err != nil {
+			return
+		}
+	}
 }
 
 // tableflipEnvPrefix marks tableflip's own variables. tableflip never clears its
@@ -83,7 +118,7 @@ func (m *master) spawn(id int) (*workerProc, error) {
 		Setpgid: true,
 	}
 
-	w := &workerProc{id: id, state: stateBooting, started: m.opts.Now()}
+	w := &workerProc{id: id, state: stateBooting, started: m.opts.Now(), mailbox: make(chan []byte, 1)}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the worker
@@ -110,6 +145,7 @@ func (m *master) spawn(id int) (*workerProc, error) {
 		m.log.Error("send config to worker", "worker", id, "pid", w.pid, "error", err)
 	}
 	go m.readControl(w)
+	go w.sendLoop()
 	return w, nil
 }
 
