@@ -34,6 +34,7 @@ type Flags struct {
 	Python             string
 	LogLevel           string
 	PIDFile            string
+	ControlSocket      string // "" = the default for the address, "none" = no control socket
 	Input              string
 	Output             string
 }
@@ -92,10 +93,25 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 			return nil, err
 		}
 		cfg.Address = f.Address
+		switch f.ControlSocket {
+		case "":
+			cfg.ControlSocket = DefaultControlSocket(f.Address)
+		case "none", "off":
+		default:
+			cfg.ControlSocket = f.ControlSocket
+		}
 		if cfg.Workers, err = resolveWorkers(f, env); err != nil {
 			return nil, err
 		}
 		if cfg.HeartbeatTimeout, err = secondsParam(env, "DRUM_WORKER_HEARTBEAT_TIMEOUT", 1, 3600, 30); err != nil {
+			return nil, err
+		}
+		// Heartbeats come often enough that one lost beat never looks like a dead worker.
+		cfg.HeartbeatInterval = min(2*time.Second, cfg.HeartbeatTimeout/3)
+		if cfg.MaxRequests, err = intParam(env, "DRUM_GUNICORN_MAX_REQUESTS", 0, 10000, 0); err != nil {
+			return nil, err
+		}
+		if cfg.MaxRequestsJitter, err = intParam(env, "DRUM_GUNICORN_MAX_REQUESTS_JITTER", 0, 10000, 0); err != nil {
 			return nil, err
 		}
 		if cfg.GracefulTimeout, err = secondsParam(env, "DRUM_GUNICORN_GRACEFUL_TIMEOUT", 1, 3600, 30); err != nil {
@@ -105,6 +121,9 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 			return nil, err
 		}
 		if cfg.RequestTimeout, err = secondsParam(env, "DRUM_CLIENT_REQUEST_TIMEOUT", 0, 3600, 0); err != nil {
+			return nil, err
+		}
+		if err := buildServing(cfg, env); err != nil { // serving.go
 			return nil, err
 		}
 		if prefix, ok := env("URL_PREFIX"); ok && prefix != "" {

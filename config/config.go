@@ -3,7 +3,12 @@
 // and built-in defaults, in that order of precedence (DESIGN.md §7).
 package config
 
-import "time"
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
 
 // Version is the DRUM version drum is compatible with; it is sent as X-Drum-Version and
 // reported by /info/ so clients that check it keep working.
@@ -45,7 +50,8 @@ type Config struct {
 	LogLevel           string   `json:"log_level"`
 	LogJSON            bool     `json:"log_json"`
 	PIDFile            string   `json:"pid_file,omitempty"`
-	URLPrefix          string   `json:"url_prefix,omitempty"` // URL_PREFIX: every route lives under it
+	ControlSocket      string   `json:"control_socket,omitempty"` // unix socket for drum ctl; "" = none
+	URLPrefix          string   `json:"url_prefix,omitempty"`     // URL_PREFIX: every route lives under it
 
 	// RequestTimeout is the per-request deadline (DRUM_CLIENT_REQUEST_TIMEOUT); 0 = none.
 	RequestTimeout time.Duration `json:"request_timeout"`
@@ -55,6 +61,14 @@ type Config struct {
 	GracefulTimeout   time.Duration `json:"graceful_timeout"`
 	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
 	HeartbeatTimeout  time.Duration `json:"heartbeat_timeout"`
+
+	// Serving: server type, back-pressure, body and slow-client limits (serving.go).
+	Serving
+
+	// Recycling: a worker that has served MaxRequests (plus up to MaxRequestsJitter,
+	// drawn per worker) is replaced; 0 = never.
+	MaxRequests       int `json:"max_requests"`
+	MaxRequestsJitter int `json:"max_requests_jitter"`
 
 	// Inputs for `drum score`.
 	Input  string `json:"input,omitempty"`
@@ -80,4 +94,11 @@ func (c *Config) Labels() []string {
 		return c.ClassLabels
 	}
 	return nil
+}
+
+// DefaultControlSocket is where `drum server --address address` puts its control socket
+// (drum ctl) unless told otherwise; one per port, so servers on one host do not clash.
+func DefaultControlSocket(address string) string {
+	_, port, _ := net.SplitHostPort(address)
+	return filepath.Join(os.TempDir(), "drum-"+port+".sock")
 }

@@ -22,20 +22,123 @@ type Heartbeat struct {
 	Counters Counters `json:"counters"`
 }
 
-// Counters are a worker's cumulative request figures since it started.
+// Counters are a worker's request figures since it started (gauges: InFlight, Queued).
+//
+// Every prediction request ends in exactly one of Admitted (it got a predictor) or
+// Rejected (answered without touching a predictor; by reason, see Reject*), or is still
+// Queued, so at any time: requests = Admitted + Σ Rejected + Queued — leaving out the
+// requests refused for their content (bad input: 4xx), which are not counted. An admitted request
+// then ends as Completed or Failed; TimedOut counts the 504s (a deadline passed in the
+// queue, which is also Rejected[RejectQueueTimeout], or in the predictor, also Failed).
 type Counters struct {
-	InFlight          int64 `json:"in_flight"`
-	Completed         int64 `json:"completed"`
-	Failed            int64 `json:"failed"`
-	PredictorRestarts int64 `json:"predictor_restarts"`
+	InFlight          int64            `json:"in_flight"` // admitted, not finished
+	Queued            int64            `json:"queued"`    // waiting for a predictor
+	Admitted          int64            `json:"admitted"`
+	Rejected          map[string]int64 `json:"rejected,omitempty"` // by reason
+	Completed         int64            `json:"completed"`
+	Failed            int64            `json:"failed"`
+	TimedOut          int64            `json:"timed_out"`
+	PredictorRestarts int64            `json:"predictor_restarts"`
+	Spooled           int64            `json:"spooled"` // bodies spooled to a temporary file
+	// QueueTime is how long admitted requests waited for a predictor; PredictTime how
+	// long the predictor took (seconds).
+	QueueTime   Histogram `json:"queue_time"`
+	PredictTime Histogram `json:"predict_time"`
 }
 
-// Add sums o into c, for the master's server-wide view.
+// Reasons a request was rejected without a predictor.
+const (
+	RejectQueueFull    = "queue_full"     // overload: the worker's queue was full (503/429)
+	RejectQueueTimeout = "queue_timeout"  // the request deadline passed while queued (504)
+	RejectClientGone   = "client_gone"    // the client disconnected while queued
+	RejectBodyTooLarge = "body_too_large" // 413
+	RejectBodyTimeout  = "body_timeout"   // the body did not arrive in time (408)
+)
+
+// RejectedTotal sums Rejected over every reason.
+func (c *Counters) RejectedTotal() int64 {
+	var n int64
+	for _, v := range c.Rejected {
+		n += v
+	}
+	return n
+}
+
+// Add sums o into c, for the master's server-wide view. c never shares o's map.
 func (c *Counters) Add(o Counters) {
 	c.InFlight += o.InFlight
+	c.Queued += o.Queued
+	c.Admitted += o.Admitted
+	for k, v := range o.Rejected {
+		if c.Rejected == nil {
+			c.Rejected = map[string]int64{}
+		}
+		c.Rejected[k] += v
+	}
 	c.Completed += o.Completed
 	c.Failed += o.Failed
+	c.TimedOut += o.TimedOut
 	c.PredictorRestarts += o.PredictorRestarts
+	c.Spooled += o.Spooled
+	c.QueueTime.Add(o.QueueTime)
+	c.PredictTime.Add(o.PredictTime)
+}
+
+// LatencyBounds are the upper bounds (seconds, inclusive) of every latency histogram's
+// buckets; a last, unbounded bucket follows them.
+var LatencyBounds = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+	10, 30, 60, 120, 300,
+}
+
+// Histogram is a latency distribution over LatencyBounds: Counts[i] counts observations
+// <= LatencyBounds[i] (and above the previous bound); the last count is above every
+// bound. Counts may be empty when nothing was observed.
+type Histogram struct {
+	Counts []int64 `json:"counts,omitempty"`
+	Count  int64   `json:"count"`
+	Sum    float64 `json:"sum"` // seconds
+}
+
+// Add sums o into h.
+func (h *Histogram) Add(o Histogram) {
+	if len(o.Counts) > len(h.Counts) {
+		h.Counts = append(make([]int64, 0, len(o.Counts)), h.Counts...)
+		h.Counts = h.Counts[:len(o.Counts)]
+	}
+	for i, v := range o.Counts {
+		h.Counts[i] += v
+	}
+	h.Count += o.Count
+	h.Sum += o.Sum
+}
+
+// Quantile estimates the q-quantile (0 < q <= 1) in seconds by linear interpolation
+// inside its bucket, as Prometheus' histogram_quantile does; the unbounded bucket
+// reports the last bound. It returns 0 for an empty histogram.
+func (h *Histogram) Quantile(q float64) float64 {
+	if h.Count == 0 || len(h.Counts) == 0 {
+		return 0
+	}
+	rank := q * float64(h.Count)
+	var seen float64
+	for i, n := range h.Counts {
+		if n == 0 {
+			continue
+		}
+		if seen+float64(n) >= rank {
+			if i >= len(LatencyBounds) {
+				return LatencyBounds[len(LatencyBounds)-1]
+			}
+			lo := 0.0
+			if i > 0 {
+				lo = LatencyBounds[i-1]
+			}
+			return lo + (LatencyBounds[i]-lo)*(rank-seen)/float64(n)
+		}
+		seen += float64(n)
+	}
+	return LatencyBounds[len(LatencyBounds)-1]
 }
 
 // WorkerStats is one worker as the master sees it.

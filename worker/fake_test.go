@@ -126,6 +126,7 @@ func startWorker(t *testing.T, cfg config.Config, f *fakeFactory, ctl *ipc.Conn,
 		WorkerID:     1,
 		Logger:       hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}),
 		NewPredictor: f.start,
+		QueueSize:    16,
 	}
 	if mod != nil {
 		mod(&opts)

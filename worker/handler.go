@@ -14,12 +14,20 @@ import (
 
 // handler serves DRUM's HTTP API in one worker.
 type handler struct {
-	cfg     config.Config
-	log     hclog.Logger
-	router  *router
-	keeper  *keeper
+	cfg    config.Config
+	log    hclog.Logger
+	router *router
+	// keeper runs predictions on the worker's predictors, behind admission control
+	// (admission.go).
+	keeper  *keeperPool
 	maxBody int64
 	timeout time.Duration // per prediction; 0 means none
+
+	spoolThreshold int64  // bodies above it go to a temporary file (body.go)
+	spoolDir       string // "" for os.TempDir()
+	bodyTimeout    time.Duration
+	overloadStatus int           // 503 or 429
+	status         *statusSource // for /info/ and /stats/ (stats.go)
 }
 
 // exchange is one request being answered.
@@ -48,6 +56,9 @@ func (ex *exchange) message(status int, msg string) {
 }
 
 func (ex *exchange) fail(e *httpError) {
+	if e.closeConn {
+		ex.w.Header()["Connection"] = []string{"close"}
+	}
 	key := e.key
 	if key == "" {
 		key = "message"
@@ -63,6 +74,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["X-Drum-Version"] = []string{config.Version}
 	method := strings.ToUpper(r.Method)
 	ex := &exchange{w: w, r: r, head: method == http.MethodHead}
+	h.limitBodyTime(w, r)
 	h.serve(ex, method)
 	if ex.status >= 400 {
 		args := []any{"method", r.Method, "path", r.URL.RequestURI(), "status", ex.status,
@@ -146,7 +158,11 @@ func (h *handler) serve(ex *exchange, method string) {
 		ex.message(http.StatusBadRequest, "This endpoint is only supported by OpenAI based predictors")
 	case epStatic:
 		ex.send(http.StatusNotFound, contentTypeHTML, []byte(page404))
-	default: // info, stats
+	case epInfo:
+		h.info(ex)
+	case epStats:
+		h.stats(ex)
+	default:
 		h.notImplemented(ex)
 	}
 }

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,9 +18,10 @@ func msgUnsupportedFormat(mime string) string {
 
 // httpError is a JSON error answer that ends a request early.
 type httpError struct {
-	status int
-	msg    string
-	key    string // body key; "" means "message"
+	status    int
+	msg       string
+	key       string // body key; "" means "message"
+	closeConn bool   // the request body was left unread: close the connection
 }
 
 // errBadRequest is Werkzeug's BadRequest as DRUM's error handler renders it.
@@ -171,10 +171,8 @@ func contentType(r *http.Request) string {
 
 // readBody reads the whole request body into a pooled buffer (release it with putBuf).
 func (h *handler) readBody(r *http.Request) (*[]byte, *httpError) {
-	tooLarge := &httpError{status: http.StatusRequestEntityTooLarge,
-		msg: fmt.Sprintf("ERROR: the request body is larger than the limit of %d bytes", h.maxBody)}
 	if r.ContentLength > h.maxBody {
-		return nil, tooLarge
+		return nil, h.tooLarge()
 	}
 	buf := getBuf()
 	b := *buf
@@ -190,7 +188,7 @@ func (h *handler) readBody(r *http.Request) (*[]byte, *httpError) {
 		if int64(len(b)) > h.maxBody {
 			*buf = b
 			putBuf(buf)
-			return nil, tooLarge
+			return nil, h.tooLarge()
 		}
 		if err == io.EOF {
 			break
@@ -198,7 +196,7 @@ func (h *handler) readBody(r *http.Request) (*[]byte, *httpError) {
 		if err != nil {
 			*buf = b
 			putBuf(buf)
-			return nil, errBadRequest
+			return nil, h.bodyReadError(err)
 		}
 	}
 	*buf = b

@@ -19,9 +19,12 @@ import (
 
 // newTestHandler is a handler with fake predictor p installed (no supervision).
 func newTestHandler(cfg config.Config, p *fakePredictor) *handler {
-	k := newKeeper(hclog.NewNullLogger(), nil, &counters{})
+	c := &counters{}
+	k := newKeeper(hclog.NewNullLogger(), nil, c)
 	k.install(p)
-	return &handler{cfg: cfg, log: hclog.NewNullLogger(), router: newRouter(""), keeper: k, maxBody: DefaultMaxBodyBytes}
+	return &handler{cfg: cfg, log: hclog.NewNullLogger(), router: newRouter(""),
+		keeper: newKeeperPool([]*keeper{k}, 16, c), maxBody: DefaultMaxBodyBytes,
+		spoolThreshold: 8 << 20, overloadStatus: 503, status: newStatusSource(cfg, 1, true, c, 1, 16)}
 }
 
 func newFake(info predictor.Info) *fakePredictor {

@@ -5,17 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/drum-go/drum/ipc"
 	"github.com/drum-go/drum/worker/predictor"
 	"github.com/hashicorp/go-hclog"
 )
 
-// keeper owns the worker's predictor: it admits one call at a time, notices when the
-// predictor dies or must be abandoned, and replaces it with a fresh one (with back-off)
-// while requests wait for it.
+// keeper owns one predictor: it runs the calls the keeperPool hands it (one at a time),
+// notices when the predictor dies or must be abandoned, and replaces it with a fresh one
+// (with back-off) while requests wait for it.
 
 const (
 	restartBackoffMin = 100 * time.Millisecond
@@ -40,20 +38,6 @@ func (e *timeoutError) Error() string {
 	return fmt.Sprintf("no predictor became free within %s", e.after)
 }
 
-// counters are the worker's request figures, read by the heartbeat without locks.
-type counters struct {
-	inFlight, completed, failed, restarts atomic.Int64
-}
-
-func (c *counters) snapshot() ipc.Counters {
-	return ipc.Counters{
-		InFlight:          c.inFlight.Load(),
-		Completed:         c.completed.Load(),
-		Failed:            c.failed.Load(),
-		PredictorRestarts: c.restarts.Load(),
-	}
-}
-
 type retirement struct {
 	p      predictor.Predictor
 	reason string
@@ -64,7 +48,6 @@ type keeper struct {
 	start    func(ctx context.Context) (predictor.Predictor, error)
 	counters *counters
 
-	slot   chan struct{}   // one token per admitted call
 	retire chan retirement // calls report predictors that must be replaced
 	done   chan struct{}   // closed when run has returned
 
@@ -80,7 +63,6 @@ func newKeeper(log hclog.Logger, start func(context.Context) (predictor.Predicto
 		log:      log,
 		start:    start,
 		counters: c,
-		slot:     make(chan struct{}, 1),
 		retire:   make(chan retirement, 1),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
@@ -211,41 +193,17 @@ func (k *keeper) await(ctx context.Context) (predictor.Predictor, error) {
 	}
 }
 
-// call runs one prediction on the predictor, after the calls admitted before it. A
-// predictor that dies or overruns the deadline during the call is replaced.
+// call runs one prediction on the predictor, waiting for one while it is being
+// replaced; the keeperPool gives each keeper one call at a time. ctx carries the
+// request's deadline, timeout says what it was (for messages). A predictor that dies or
+// overruns the deadline during the call is replaced.
 func (k *keeper) call(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
-	k.counters.inFlight.Add(1)
-	defer k.counters.inFlight.Add(-1)
-	res, err := k.admitAndCall(ctx, timeout, req)
-	if err != nil {
-		k.counters.failed.Add(1)
-		return nil, err
-	}
-	k.counters.completed.Add(1)
-	return res, nil
-}
-
-func (k *keeper) admitAndCall(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	waitErr := func(err error) error {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &timeoutError{after: timeout}
-		}
-		return err
-	}
-	select {
-	case k.slot <- struct{}{}:
-	case <-ctx.Done():
-		return nil, waitErr(ctx.Err())
-	}
-	defer func() { <-k.slot }()
 	p, err := k.await(ctx)
 	if err != nil {
-		return nil, waitErr(err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, &timeoutError{after: timeout}
+		}
+		return nil, err
 	}
 	res, err := p.Call(ctx, req)
 	if err == nil {

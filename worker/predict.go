@@ -23,20 +23,25 @@ func (h *handler) predict(ex *exchange) {
 			"ERROR: This model has target type 'unstructured', use the /predictUnstructured/ or /predictionsUnstructured/ endpoint.")
 		return
 	}
-	body, herr := h.readBody(ex.r)
+	if err := h.keeper.overloaded(); err != nil {
+		// Turned away before the body is read: overload costs no upload.
+		h.callFailed(ex, err)
+		return
+	}
+	body, herr := h.readPayload(ex.r)
 	if herr != nil {
 		ex.fail(herr)
 		return
 	}
-	in, herr := extractInput(latin1(contentType(ex.r)), *body)
+	in, herr := extractInput(latin1(contentType(ex.r)), body.data)
 	if herr != nil {
-		putBuf(body)
+		body.release()
 		ex.fail(herr)
 		return
 	}
 	format := payloadFormat(in.mimeType)
 	if format == "" && !h.keeper.modelInfo().HasHook("read_input_data") {
-		putBuf(body)
+		body.release()
 		ex.message(http.StatusUnprocessableEntity, msgUnsupportedFormat(in.mimeType))
 		return
 	}
@@ -51,10 +56,12 @@ func (h *handler) predict(ex *exchange) {
 	}
 	res, err := h.keeper.call(ex.r.Context(), h.timeout, req)
 	var me *predictor.ModelError
-	if err == nil || errors.As(err, &me) {
-		// The predictor answered, so it has read the whole payload. After any other
-		// failure a write of it may still be in progress: leave the buffer to the GC.
-		putBuf(body)
+	if err == nil || errors.As(err, &me) || isRejection(err) {
+		// The predictor answered, so it has read the whole payload (or it never got
+		// it). After any other failure a write of it may still be in progress.
+		body.release()
+	} else {
+		body.abandon()
 	}
 	if err != nil {
 		h.callFailed(ex, err)
@@ -76,8 +83,14 @@ func (h *handler) callFailed(ex *exchange, err error) {
 		me   *predictor.ModelError
 		died *predictor.DiedError
 		te   *timeoutError
+		oe   *overloadError
 	)
 	switch {
+	case errors.As(err, &oe):
+		// Retry-After and a closed connection: the retry may land on a freer worker.
+		ex.w.Header()["Retry-After"] = []string{"1"}
+		ex.w.Header()["Connection"] = []string{"close"}
+		ex.message(h.overloadStatus, "ERROR: "+oe.Error())
 	case errors.As(err, &me):
 		status := me.Status
 		if status == 0 {

@@ -1,6 +1,8 @@
 // Package worker is one drum worker process: it serves DRUM's HTTP API on a listener it
-// is handed, runs predictions on the predictor it owns (one at a time), replaces that
-// predictor when it dies, and reports to the master over the ipc control channel.
+// is handed, runs predictions on the predictors it owns (one per predictor at a time,
+// behind a bounded FIFO queue: admission.go), replaces a predictor that dies or hangs,
+// and reports to the master over the ipc control channel. In single-process mode it runs
+// inside the master's process, without a control channel.
 package worker
 
 import (
@@ -20,14 +22,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Defaults for zero Options fields.
+// Defaults for zero Options fields (when the Config does not set them either).
 const (
 	DefaultHeartbeatInterval = 5 * time.Second
 	DefaultGracefulTimeout   = 30 * time.Second
-	DefaultMaxBodyBytes      = 1 << 30
+	DefaultMaxBodyBytes      = config.DefaultMaxBodyBytes
 )
 
-// Options configure Run.
+// Options configure Run. Zero fields take their value from Config, then a default.
 type Options struct {
 	Config   config.Config
 	Listener net.Listener // served until Run returns; Run closes it
@@ -37,39 +39,79 @@ type Options struct {
 	Control  *ipc.Conn
 	WorkerID int
 	Logger   hclog.Logger
-	// NewPredictor starts a predictor with the model loaded; it is called again to
-	// replace one that died.
+	// NewPredictor starts a predictor with the model loaded; it is called once per
+	// predictor of the pool at start, and again to replace one that died.
 	NewPredictor func(ctx context.Context) (predictor.Predictor, error)
+	// OnReady, if set, is called once every predictor has loaded and the worker serves,
+	// with the predictors' pids.
+	OnReady func(predictorPids []int)
 
 	HeartbeatInterval time.Duration // default Config.HeartbeatInterval, else DefaultHeartbeatInterval
 	GracefulTimeout   time.Duration // default Config.GracefulTimeout, else DefaultGracefulTimeout
-	MaxBodyBytes      int64         // default DefaultMaxBodyBytes
-	// RequestTimeout bounds a prediction (waiting for the predictor included); 0 means
+	MaxBodyBytes      int64         // default Config.MaxBodyBytes, else DefaultMaxBodyBytes
+	// RequestTimeout bounds a prediction (waiting for a predictor included); 0 means
 	// no limit. A predictor that overruns it is replaced.
 	RequestTimeout time.Duration
 	// URLPrefix is DRUM's URL_PREFIX: every route lives under it ("" for none).
 	URLPrefix string
+
+	// Concurrency is the number of predictors, hence of predictions at once (default
+	// Config.Concurrency()).
+	Concurrency int
+	// QueueSize is how many predictions may wait for a predictor (default
+	// Config.QueueSize; negative for none).
+	QueueSize int
+	// OverloadStatus answers a prediction that finds the queue full: 503 or 429
+	// (default Config.OverloadStatus, else 503).
+	OverloadStatus int
+	// SpoolThreshold: bodies above it are spooled to a temporary file in SpoolDir
+	// ("" for os.TempDir()); default Config.SpoolThreshold, else
+	// config.DefaultSpoolThreshold; negative spools every body.
+	SpoolThreshold int64
+	SpoolDir       string
+	// Slow clients: time to read the headers, time to read the body, idle time between
+	// requests on a keep-alive connection, and the header size limit.
+	HeaderTimeout  time.Duration
+	BodyTimeout    time.Duration
+	KeepAlive      time.Duration
+	MaxHeaderBytes int
 }
 
 func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	if o.HeartbeatInterval <= 0 {
-		o.HeartbeatInterval = o.Config.HeartbeatInterval
+	s := &o.Config.Serving
+	o.HeartbeatInterval = firstPositive(o.HeartbeatInterval, o.Config.HeartbeatInterval, DefaultHeartbeatInterval)
+	o.GracefulTimeout = firstPositive(o.GracefulTimeout, o.Config.GracefulTimeout, DefaultGracefulTimeout)
+	o.MaxBodyBytes = firstPositive(o.MaxBodyBytes, s.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.Concurrency = firstPositive(o.Concurrency, s.Concurrency(), 1)
+	switch {
+	case o.QueueSize < 0:
+		o.QueueSize = 0
+	case o.QueueSize == 0:
+		o.QueueSize = s.QueueSize
 	}
-	if o.HeartbeatInterval <= 0 {
-		o.HeartbeatInterval = DefaultHeartbeatInterval
+	o.OverloadStatus = firstPositive(o.OverloadStatus, s.OverloadStatus, config.DefaultOverloadStatus)
+	switch {
+	case o.SpoolThreshold < 0:
+		o.SpoolThreshold = 0
+	case o.SpoolThreshold == 0:
+		o.SpoolThreshold = firstPositive(s.SpoolThreshold, config.DefaultSpoolThreshold)
 	}
-	if o.GracefulTimeout <= 0 {
-		o.GracefulTimeout = o.Config.GracefulTimeout
+	o.HeaderTimeout = firstPositive(o.HeaderTimeout, s.HeaderTimeout, config.DefaultHeaderTimeout)
+	o.BodyTimeout = firstPositive(o.BodyTimeout, s.BodyTimeout, config.DefaultBodyTimeout)
+	o.KeepAlive = firstPositive(o.KeepAlive, s.KeepAlive, config.DefaultKeepAlive)
+	o.MaxHeaderBytes = firstPositive(o.MaxHeaderBytes, s.MaxHeaderBytes, config.DefaultMaxHeaderBytes)
+}
+
+func firstPositive[T int | int64 | time.Duration](vs ...T) T {
+	for _, v := range vs {
+		if v > 0 {
+			return v
+		}
 	}
-	if o.GracefulTimeout <= 0 {
-		o.GracefulTimeout = DefaultGracefulTimeout
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	return 0
 }
 
 // stopRequest is why Run stops.
@@ -79,7 +121,7 @@ type stopRequest struct {
 	why      string
 }
 
-// Run starts the predictor, reports ready, serves HTTP on opts.Listener and returns
+// Run starts the predictors, reports ready, serves HTTP on opts.Listener and returns
 // once asked to stop: when ctx is cancelled or the master sends KindStop (in-flight
 // requests finish, bounded by the graceful timeout), or when the control channel closes
 // (the master is gone: stop at once). It returns an error only when the worker could not
@@ -91,10 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log := opts.Logger.With("worker", opts.WorkerID)
 
-	first, err := opts.NewPredictor(ctx)
-	if err == nil && first == nil {
-		err = errors.New("NewPredictor returned no predictor")
-	}
+	preds, err := startPredictors(ctx, opts.NewPredictor, opts.Concurrency)
 	if err != nil {
 		err = fmt.Errorf("worker %d: start predictor: %w", opts.WorkerID, err)
 		if opts.Control != nil {
@@ -105,20 +144,35 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Listener.Close()
 		return err
 	}
+	first := preds[0]
 
 	stats := &counters{}
-	k := newKeeper(log.Named("predictor"), opts.NewPredictor, stats)
 	keeperCtx, stopKeeper := context.WithCancel(context.Background())
 	defer stopKeeper()
-	go k.run(keeperCtx, first)
+	keepers := make([]*keeper, len(preds))
+	for i, p := range preds {
+		klog := log.Named("predictor")
+		if len(preds) > 1 {
+			klog = klog.With("slot", i+1)
+		}
+		keepers[i] = newKeeper(klog, opts.NewPredictor, stats)
+		go keepers[i].run(keeperCtx, p)
+	}
+	pool := newKeeperPool(keepers, opts.QueueSize, stats)
+	status := newStatusSource(opts.Config, opts.WorkerID, opts.Control == nil, stats, opts.Concurrency, opts.QueueSize)
 
 	h := &handler{
-		cfg:     opts.Config,
-		log:     log.Named("http"),
-		router:  newRouter(opts.URLPrefix),
-		keeper:  k,
-		maxBody: opts.MaxBodyBytes,
-		timeout: opts.RequestTimeout,
+		cfg:            opts.Config,
+		log:            log.Named("http"),
+		router:         newRouter(opts.URLPrefix),
+		keeper:         pool,
+		maxBody:        opts.MaxBodyBytes,
+		timeout:        opts.RequestTimeout,
+		spoolThreshold: opts.SpoolThreshold,
+		spoolDir:       opts.SpoolDir,
+		bodyTimeout:    opts.BodyTimeout,
+		overloadStatus: opts.OverloadStatus,
+		status:         status,
 	}
 	// Handlers see baseCtx cancelled only on a hard stop, so a graceful drain lets them
 	// finish.
@@ -126,11 +180,18 @@ func Run(ctx context.Context, opts Options) error {
 	defer hardStop()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		ReadHeaderTimeout: opts.HeaderTimeout,
+		IdleTimeout:       opts.KeepAlive,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	stopKeepers := func() {
+		pool.stop()
+		stopKeeper()
+		for _, k := range keepers {
+			<-k.done // closes the predictor
+		}
 	}
 
 	stopCh := make(chan stopRequest, 1)
@@ -146,12 +207,20 @@ func Run(ctx context.Context, opts Options) error {
 			defer bg.Done()
 			heartbeat(opts.Control, opts.HeartbeatInterval, stats, hbDone, log)
 		}()
-		go readControl(opts.Control, stopCh, log)
+		go readControl(opts.Control, stopCh, status, log)
 	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(opts.Listener) }()
-	log.Info("serving", "address", opts.Listener.Addr().String(), "predictor_pid", first.Pid())
+	pids := make([]int, len(preds))
+	for i, p := range preds {
+		pids[i] = p.Pid()
+	}
+	log.Info("serving", "address", opts.Listener.Addr().String(), "predictor_pids", pids,
+		"queue", opts.QueueSize)
+	if opts.OnReady != nil {
+		opts.OnReady(pids)
+	}
 
 	var stop stopRequest
 	select {
@@ -163,9 +232,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	case err := <-serveErr:
 		log.Error("listener failed", "error", err)
-		k.stop()
-		stopKeeper()
-		<-k.done
+		stopKeepers()
 		close(hbDone)
 		bg.Wait()
 		return fmt.Errorf("worker %d: serve: %w", opts.WorkerID, err)
@@ -182,9 +249,7 @@ func Run(ctx context.Context, opts Options) error {
 	hardStop()
 	srv.Close()
 	<-serveErr
-	k.stop()
-	stopKeeper()
-	<-k.done // closes the predictor
+	stopKeepers()
 	close(hbDone)
 	bg.Wait()
 	log.Info("stopped")
@@ -210,7 +275,7 @@ func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, done <-chan st
 
 // readControl turns master frames into stop requests. It returns when the channel
 // fails, which is also a stop: a worker without a master must not linger.
-func readControl(c *ipc.Conn, stopCh chan<- stopRequest, log hclog.Logger) {
+func readControl(c *ipc.Conn, stopCh chan<- stopRequest, status *statusSource, log hclog.Logger) {
 	for {
 		f, err := c.Read()
 		if err != nil {
@@ -236,8 +301,52 @@ func readControl(c *ipc.Conn, stopCh chan<- stopRequest, log hclog.Logger) {
 				why: "stop requested by the master"}:
 			default:
 			}
+		case ipc.KindStats:
+			var st ipc.ServerStats
+			if err := ipc.Decode(f, &st); err != nil {
+				log.Warn("bad stats frame", "error", err)
+				continue
+			}
+			status.setServerStats(st)
 		default:
 			log.Debug("ignoring control frame", "kind", f.Kind)
 		}
 	}
+}
+
+// startPredictors starts n predictors at once and returns them once all have loaded the
+// model; if one fails, the others are closed.
+func startPredictors(ctx context.Context, start func(context.Context) (predictor.Predictor, error), n int) ([]predictor.Predictor, error) {
+	preds := make([]predictor.Predictor, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := start(ctx)
+			if err == nil && p == nil {
+				err = errors.New("NewPredictor returned no predictor")
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			preds[i] = p
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, p := range preds {
+			if p != nil {
+				_ = p.Close()
+			}
+		}
+		for _, e := range errs {
+			if e != nil {
+				return nil, e // the first: n copies of one model error say nothing more
+			}
+		}
+	}
+	return preds, nil
 }

@@ -456,7 +456,7 @@ func TestOtherRoutes(t *testing.T) {
 		{config.TargetRegression, "GET", "/directAccess/v1/x", "", "", 400,
 			`{"message":"This endpoint is only supported by OpenAI based predictors"}` + "\n", false},
 		{config.TargetRegression, "GET", "/static/app.css", "", "", 404, page404, false},
-		{config.TargetRegression, "GET", "/info/", "", "", 501, `{"message":"ERROR: /info/`, true},
+		{config.TargetRegression, "GET", "/info/", "", "", 200, `{"codeDir":"","drumMode":{"mode":"prefork","predictorsPerWorker":1,"queueSize":16,"serverType":"default","workers":1},"drumServer":"flask","drumVersion":"1.17.20.post1","language":"python","modelMetadata":null,"predictor":null,"targetType":"regression"}` + "\n", false},
 	} {
 		h := newTestHandler(config.Config{TargetType: tc.target}, newFake(f.info))
 		r, _ := http.NewRequest(tc.method, "http://127.0.0.1/"+strings.TrimPrefix(tc.path, "/"), strings.NewReader(tc.body))

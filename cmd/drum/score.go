@@ -43,7 +43,7 @@ func runScore(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	start := func(ctx context.Context) (predictor.Predictor, error) {
-		return predictor.StartPython(ctx, predictorConfig(cfg, log))
+		return startPredictor(ctx, cfg, log)
 	}
 	return batch.Run(ctx, cfg, start, c.App.Writer)
 }

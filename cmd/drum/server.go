@@ -17,6 +17,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "address", EnvVars: []string{"ADDRESS"}, Usage: "host:port to listen on"},
 		&cli.IntFlag{Name: "max-workers", EnvVars: []string{"MAX_WORKERS"}, Usage: "number of worker processes (runtime parameter CUSTOM_MODEL_WORKERS wins)"},
 		&cli.StringFlag{Name: "pid-file", EnvVars: []string{"DRUM_PID_FILE"}, Usage: "write the master's pid here (kept current across SIGHUP upgrades)"},
+		&cli.StringFlag{Name: "control-socket", EnvVars: []string{"DRUM_CONTROL_SOCKET"}, Usage: "unix socket for drum ctl (default: drum-PORT.sock in the temp dir; none disables it)"},
 		&cli.BoolFlag{Name: "production", EnvVars: []string{"PRODUCTION"}, Usage: "accepted for DRUM compatibility (deprecated there too)"},
 	)
 	return &cli.Command{
@@ -35,6 +36,7 @@ func runServer(c *cli.Context) error {
 	f.Address = c.String("address")
 	f.MaxWorkers, f.MaxWorkersSet = c.Int("max-workers"), c.IsSet("max-workers")
 	f.PIDFile = c.String("pid-file")
+	f.ControlSocket = c.String("control-socket")
 	cfg, err := config.Build(f, os.LookupEnv)
 	if err != nil {
 		return err
@@ -43,6 +45,17 @@ func runServer(c *cli.Context) error {
 		return err
 	}
 	log := newLogger("drum", cfg.LogLevel, cfg.LogJSON)
+	// Server type (DRUM_SERVER_TYPE): flask is one worker in this process; every other
+	// type (and unset) is the prefork master, whose workers size their predictor pools
+	// from the Config.
+	for _, note := range cfg.Notes {
+		log.Warn(note)
+	}
+	log.Info("server type", "server_type", cfg.ServerTypeName(), "mode", cfg.Mode(),
+		"predictors_per_worker", cfg.Concurrency(), "queue_per_worker", cfg.QueueSize)
+	if cfg.Mode() == config.ModeSingleProcess {
+		return runSingleProcess(cfg, log)
+	}
 	return supervisor.Run(context.Background(), supervisor.Options{Config: *cfg, Logger: log})
 }
 

@@ -61,7 +61,7 @@ func runWorker(c *cli.Context) error {
 		RequestTimeout:    cfg.RequestTimeout,
 		URLPrefix:         cfg.URLPrefix,
 		NewPredictor: func(ctx context.Context) (predictor.Predictor, error) {
-			return predictor.StartPython(ctx, predictorConfig(&cfg, log.Named("predictor")))
+			return startPredictor(ctx, &cfg, log.Named("predictor"))
 		},
 	})
 }
@@ -77,4 +77,14 @@ func predictorConfig(cfg *config.Config, log hclog.Logger) predictor.Config {
 		LoadTimeout:        cfg.ModelLoadTimeout,
 		Logger:             log,
 	}
+}
+
+// startPredictor starts a Python predictor. It returns a nil interface on error: a nil
+// *Python inside a non-nil Predictor would pass a `p != nil` check.
+func startPredictor(ctx context.Context, cfg *config.Config, log hclog.Logger) (predictor.Predictor, error) {
+	p, err := predictor.StartPython(ctx, predictorConfig(cfg, log))
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }

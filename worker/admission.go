@@ -1,0 +1,255 @@
+package worker
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/drum-go/drum/ipc"
+	"github.com/drum-go/drum/worker/predictor"
+)
+
+// Admission control (DESIGN.md §5): a worker runs at most `concurrency` predictions at
+// once (one per predictor) and lets at most `queue` more wait, first come first served.
+// A request beyond that is answered at once with 503 (or 429) and Retry-After, without
+// touching a predictor.
+
+// overloadError is a request turned away because the worker's queue was full.
+type overloadError struct {
+	running, queued int
+}
+
+func (e *overloadError) Error() string {
+	return fmt.Sprintf("the server is overloaded: %d predictions running and %d waiting in this worker; retry later",
+		e.running, e.queued)
+}
+
+// isRejection reports whether err turned the request away before any predictor saw it.
+func isRejection(err error) bool {
+	var (
+		oe *overloadError
+		te *timeoutError
+		ge *goneWhileQueued
+	)
+	return errors.As(err, &oe) || errors.As(err, &te) && !te.inCall || errors.As(err, &ge)
+}
+
+// goneWhileQueued is a request whose context ended while it waited in the queue; it
+// unwraps to the context's error.
+type goneWhileQueued struct{ err error }
+
+func (e *goneWhileQueued) Error() string { return "gave up while queued: " + e.err.Error() }
+func (e *goneWhileQueued) Unwrap() error { return e.err }
+
+// admissionGate is a FIFO counting semaphore with a bounded wait queue. A released slot goes
+// straight to the longest waiter, so no request can overtake another.
+type admissionGate struct {
+	mu       sync.Mutex
+	size     int
+	free     int
+	maxQueue int
+	waiters  list.List // of *waiter, oldest first
+}
+
+type waiter struct {
+	ready   chan struct{}
+	granted bool // set under gate.mu when a slot was handed over
+}
+
+func newAdmissionGate(size, maxQueue int) *admissionGate {
+	return &admissionGate{size: size, free: size, maxQueue: maxQueue}
+}
+
+// full reports whether a request arriving now would be turned away.
+func (g *admissionGate) full() *overloadError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fullLocked()
+}
+
+func (g *admissionGate) fullLocked() *overloadError {
+	if g.free > 0 && g.waiters.Len() == 0 || g.waiters.Len() < g.maxQueue {
+		return nil
+	}
+	return &overloadError{running: g.size - g.free, queued: g.waiters.Len()}
+}
+
+// acquire takes a slot, waiting in line while none is free. waiting is called (before
+// acquire blocks) when the request has to queue. It fails with *overloadError when the
+// queue is full, or with ctx's error.
+func (g *admissionGate) acquire(ctx context.Context, waiting func()) error {
+	g.mu.Lock()
+	if g.free > 0 && g.waiters.Len() == 0 {
+		g.free--
+		g.mu.Unlock()
+		return nil
+	}
+	if e := g.fullLocked(); e != nil {
+		g.mu.Unlock()
+		return e
+	}
+	w := &waiter{ready: make(chan struct{})}
+	el := g.waiters.PushBack(w)
+	g.mu.Unlock()
+	if waiting != nil {
+		waiting()
+	}
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		granted := w.granted
+		if !granted {
+			g.waiters.Remove(el)
+		}
+		g.mu.Unlock()
+		if granted {
+			g.release() // handed over just now: pass it on
+		}
+		return ctx.Err()
+	}
+}
+
+// release gives a slot back: to the oldest waiter, else to the pool.
+func (g *admissionGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if front := g.waiters.Front(); front != nil {
+		w := g.waiters.Remove(front).(*waiter)
+		w.granted = true
+		close(w.ready)
+		return
+	}
+	g.free++
+}
+
+// keeperPool is the worker's predictors: one keeper per predictor behind the admission
+// gate. Its call is the only way requests reach a predictor.
+type keeperPool struct {
+	keepers  []*keeper
+	gate     *admissionGate
+	counters *counters
+
+	mu   sync.Mutex
+	idle []*keeper
+}
+
+func newKeeperPool(keepers []*keeper, queue int, c *counters) *keeperPool {
+	return &keeperPool{
+		keepers:  keepers,
+		gate:     newAdmissionGate(len(keepers), queue),
+		counters: c,
+		idle:     append([]*keeper(nil), keepers...),
+	}
+}
+
+// take returns an idle keeper, one with a live predictor if there is one. The gate
+// guarantees there is an idle keeper for every admitted call.
+func (p *keeperPool) take() *keeper {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pick := len(p.idle) - 1
+	for i, k := range p.idle {
+		if k.live() {
+			pick = i
+			break
+		}
+	}
+	k := p.idle[pick]
+	p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
+	return k
+}
+
+func (p *keeperPool) put(k *keeper) {
+	p.mu.Lock()
+	p.idle = append(p.idle, k)
+	p.mu.Unlock()
+}
+
+// live reports whether any predictor is installed and running.
+func (p *keeperPool) live() bool {
+	for _, k := range p.keepers {
+		if k.live() {
+			return true
+		}
+	}
+	return false
+}
+
+// modelInfo is what the predictors loaded (the same model in every one).
+func (p *keeperPool) modelInfo() predictor.Info { return p.keepers[0].modelInfo() }
+
+// overloaded reports whether a prediction arriving now would be turned away; the caller
+// answers before reading the request body.
+func (p *keeperPool) overloaded() error {
+	if e := p.gate.full(); e != nil {
+		p.counters.reject(ipc.RejectQueueFull)
+		return e
+	}
+	return nil
+}
+
+// call admits req (waiting in line, or failing with *overloadError), runs it on a free
+// predictor and counts it. timeout (0: none) is the request's deadline from the moment
+// it starts waiting.
+func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
+	c := p.counters
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	arrived := time.Now()
+	queued := false
+	err := p.gate.acquire(ctx, func() { queued = true; c.queued.Add(1) })
+	if queued {
+		c.queued.Add(-1)
+	}
+	if err != nil {
+		var oe *overloadError
+		switch {
+		case errors.As(err, &oe):
+			c.reject(ipc.RejectQueueFull)
+		case errors.Is(err, context.DeadlineExceeded):
+			c.reject(ipc.RejectQueueTimeout)
+			c.timedOut.Add(1)
+			err = &timeoutError{after: timeout}
+		default:
+			c.reject(ipc.RejectClientGone)
+			err = &goneWhileQueued{err}
+		}
+		return nil, err
+	}
+	defer p.gate.release()
+	c.admitted.Add(1)
+	c.queueTime.observe(time.Since(arrived))
+
+	k := p.take()
+	defer p.put(k)
+	c.inFlight.Add(1)
+	start := time.Now()
+	res, err := k.call(ctx, timeout, req)
+	c.predictTime.observe(time.Since(start))
+	c.inFlight.Add(-1)
+	if err != nil {
+		c.failed.Add(1)
+		var te *timeoutError
+		if errors.As(err, &te) {
+			c.timedOut.Add(1)
+		}
+		return nil, err
+	}
+	c.completed.Add(1)
+	return res, nil
+}
+
+// stop makes calls waiting for a predictor give up.
+func (p *keeperPool) stop() {
+	for _, k := range p.keepers {
+		k.stop()
+	}
+}
