@@ -31,6 +31,9 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 	if cfg.Output == "" {
 		req.ScoreOutput = "text"
 	}
+	if err := checkOutput(cfg.Output); err != nil {
+		return err
+	}
 	p, err := start(ctx)
 	if err != nil {
 		return err
@@ -59,6 +62,22 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 	}
 	if err := os.Rename(tmp.Name(), cfg.Output); err != nil {
 		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+	}
+	return nil
+}
+
+// checkOutput fails before the model loads when --output cannot be written: its folder
+// must exist and the path must not be a directory.
+func checkOutput(path string) error {
+	if path == "" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--output %s is a directory; pass a file path", path)
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--output %s: folder %s does not exist", path, dir)
 	}
 	return nil
 }

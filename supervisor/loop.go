@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	done := ctx.Done()
+	upgraded := m.upg.Exit() // also closed by upg.Stop when we stop: take it once
 	for {
 		select {
 		case sig := <-sigs:
@@ -32,11 +34,21 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			}
 		case <-ticker.C:
 			m.checkWorkers()
-		case <-m.upg.Exit():
+		case call := <-m.ctl:
+			call.reply <- m.handleControl(call.req)
+		case <-upgraded:
+			upgraded = nil
 			// A new master is ready and serving on the same socket: this generation
 			// drains and leaves.
 			if !m.stopping {
 				m.log.Info("upgrade complete: new master is ready, old workers draining")
+				m.handedOver = true
+				if m.ctlLn != nil {
+					_ = m.ctlLn.Close() // drum ctl now reaches the new master
+				}
+				for _, w := range m.all() {
+					w.killedFor = "upgrade"
+				}
 				m.stopAll(true)
 			}
 		case <-done:
@@ -44,8 +56,8 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			m.log.Info("context cancelled, stopping gracefully")
 			m.stopAll(true)
 		}
-		if m.stopping && len(m.workers) == 0 {
-			m.log.Info("all workers stopped, master exiting", "exits", m.exits)
+		if m.stopping && len(m.workers) == 0 && len(m.surge) == 0 {
+			m.log.Info("all workers stopped, master exiting", "worker_exits", formatCounts(m.exits))
 			return nil
 		}
 	}
@@ -100,6 +112,7 @@ func (m *master) upgrade() {
 	}
 	m.upgrading = true
 	m.log.Info("SIGHUP: starting a new generation")
+	_ = sdNotify("RELOADING=1")
 	go func() {
 		err := m.upg.Upgrade()
 		m.events <- event{kind: evUpgrade, err: err}
@@ -108,38 +121,91 @@ func (m *master) upgrade() {
 
 func (m *master) handleEvent(ev event) error {
 	now := m.opts.Now()
-	w := ev.w
-	if ev.kind != evUpgrade && m.workers[w.id] != w {
-		if ev.kind != evExit {
-			return nil // a message from a process already replaced
-		}
-	}
-	switch ev.kind {
-	case evUpgrade:
+	if ev.kind == evUpgrade {
 		m.upgrading = false
 		if ev.err != nil {
 			m.log.Error("upgrade failed; the current generation keeps serving", "error", ev.err)
+			_ = sdNotify("READY=1", "STATUS=upgrade failed; the previous generation keeps serving")
 		}
+		return nil
+	}
+	w := ev.w
+	current, surge := m.workers[w.id] == w, m.surge[w.id] == w
+	switch ev.kind {
 	case evReady:
 		w.state = stateReady
 		w.lastBeat = now
 		m.bootFails = 0
 		m.log.Info("worker ready", "worker", w.id, "pid", w.pid, "predictor_pid", ev.ready.PredictorPid,
 			"boot", now.Sub(w.started).Round(time.Millisecond))
-		if m.stopping {
+		switch {
+		case m.stopping || (!current && !surge):
 			m.stopWorker(w, syscall.SIGTERM)
+		case surge:
+			m.promote(w)
 		}
 		m.announceIfReady(now)
 	case evHeartbeat:
 		w.lastBeat = now
 		w.counters = ev.beat.Counters
+		if current {
+			m.maybeRecycle(w)
+		}
 	case evFailed:
 		w.failMsg = ev.failed
 		m.log.Error("worker failed to start", "worker", w.id, "pid", w.pid, "error", ev.failed)
 	case evExit:
-		return m.handleExit(w, ev, now)
+		close(w.mailbox)
+		switch {
+		case current:
+			return m.handleExit(w, ev, now)
+		case surge:
+			delete(m.surge, w.id)
+			m.exits[reasonClass(m.exitReason(w, ev.state))]++
+			m.log.Error("replacement worker failed; the old one keeps serving", "worker", w.id, "pid", w.pid,
+				"reason", m.exitReason(w, ev.state), "error", w.failMsg)
+		default:
+			reason := m.exitReason(w, ev.state)
+			m.exits[reasonClass(reason)]++
+			m.log.Info("worker exited", "worker", w.id, "pid", w.pid, "reason", reason)
+		}
 	}
 	return nil
+}
+
+// maybeRecycle starts a replacement for a worker past its request limit, one at a time
+// and only while every slot has a ready worker, so capacity never drops.
+func (m *master) maybeRecycle(w *workerProc) {
+	if w.limit <= 0 || m.stopping || w.state != stateReady || len(m.surge) > 0 {
+		return
+	}
+	if served := w.counters.Completed + w.counters.Failed; served < int64(w.limit) {
+		return
+	}
+	for id := 1; id <= m.want; id++ {
+		if o := m.workers[id]; o == nil || o.state != stateReady {
+			return
+		}
+	}
+	nw, err := m.spawn(w.id)
+	if err != nil {
+		m.log.Error("could not start a replacement for recycling", "worker", w.id, "error", err)
+		return
+	}
+	m.surge[w.id] = nw
+	m.log.Info("recycling worker: it reached its request limit", "worker", w.id, "pid", w.pid,
+		"served", w.counters.Completed+w.counters.Failed, "limit", w.limit, "replacement_pid", nw.pid)
+}
+
+// promote makes a ready replacement the slot's worker and drains the one it replaces.
+func (m *master) promote(nw *workerProc) {
+	old := m.workers[nw.id]
+	m.workers[nw.id] = nw
+	delete(m.surge, nw.id)
+	if old != nil {
+		old.killedFor = "recycle"
+		m.stopWorker(old, syscall.SIGTERM)
+	}
 }
 
 func (m *master) announceIfReady(now time.Time) {
@@ -155,20 +221,33 @@ func (m *master) announceIfReady(now time.Time) {
 	if err := m.upg.Ready(); err != nil {
 		m.log.Error("upgrader ready", "error", err)
 	}
+	if err := sdNotify("READY=1", fmt.Sprintf("MAINPID=%d", os.Getpid()),
+		fmt.Sprintf("STATUS=serving on %s with %d workers", m.ln.Addr(), m.want)); err != nil {
+		m.log.Warn("cannot tell systemd we are ready", "error", err)
+	}
 	m.log.Info(fmt.Sprintf("drum ready: listening on %s with %d workers", m.ln.Addr(), m.want),
 		"address", m.ln.Addr().String(), "workers", m.want, "startup", now.Sub(m.startedAt).Round(time.Millisecond))
 }
 
-func (m *master) handleExit(w *workerProc, ev event, now time.Time) error {
-	reason := exitReason(w, ev.state)
-	m.exits[reasonClass(reason)]++
-	close(w.mailbox)
-	current := m.workers[w.id] == w
-	if current {
-		delete(m.workers, w.id)
-		m.restarts[w.id]++
+// exitReason names how a worker ended: why the master stopped it, or how it died
+// (including an OOM kill, told apart from other SIGKILLs by the cgroup's counter).
+func (m *master) exitReason(w *workerProc, state *os.ProcessState) string {
+	reason := exitReason(w, state)
+	if reason == "signal "+syscall.SIGKILL.String() {
+		if n, ok := cgroupOOMKills(); ok && n > m.oomKills {
+			m.oomKills = n
+			return fmt.Sprintf("oom (cgroup oom_kill count %d)", n)
+		}
 	}
-	if m.stopping || w.killedFor == "scale-down" || !current {
+	return reason
+}
+
+func (m *master) handleExit(w *workerProc, ev event, now time.Time) error {
+	reason := m.exitReason(w, ev.state)
+	m.exits[reasonClass(reason)]++
+	delete(m.workers, w.id)
+	m.restarts[w.id]++
+	if m.stopping || w.killedFor == "scale-down" {
 		m.log.Info("worker exited", "worker", w.id, "pid", w.pid, "reason", reason)
 		return nil
 	}
@@ -192,9 +271,14 @@ func (m *master) handleExit(w *workerProc, ev event, now time.Time) error {
 	} else {
 		m.slotCrashes[w.id] = 0
 	}
-	delay := backoff(m.slotCrashes[w.id])
 	if w.id <= m.want {
-		m.respawnAt[w.id] = now.Add(delay)
+		if nw := m.surge[w.id]; nw != nil {
+			// A replacement is already booting for this slot: it takes over when ready.
+			delete(m.surge, w.id)
+			m.workers[w.id] = nw
+			return nil
+		}
+		m.respawnAt[w.id] = now.Add(backoff(m.slotCrashes[w.id]))
 	}
 	return nil
 }
@@ -212,7 +296,7 @@ func backoff(crashes int) time.Duration {
 }
 
 func reasonClass(reason string) string {
-	for _, p := range []string{"exit", "crash", "signal", "timeout", "scale-down"} {
+	for _, p := range []string{"exit", "crash", "signal", "timeout", "scale-down", "oom", "recycle", "upgrade"} {
 		if len(reason) >= len(p) && reason[:len(p)] == p {
 			return p
 		}
@@ -226,7 +310,7 @@ func (m *master) checkWorkers() {
 	cfg := m.opts.Config
 	if m.stopping {
 		if now.After(m.stopDeadline) {
-			for _, w := range m.workers {
+			for _, w := range m.all() {
 				m.log.Warn("worker did not stop in time; killing it", "worker", w.id, "pid", w.pid)
 				_ = syscall.Kill(w.pid, syscall.SIGKILL)
 			}
@@ -234,7 +318,7 @@ func (m *master) checkWorkers() {
 		}
 		return
 	}
-	for _, w := range m.workers {
+	for _, w := range m.all() {
 		switch {
 		case w.killedFor != "":
 		case w.state == stateReady && now.Sub(w.lastBeat) > cfg.HeartbeatTimeout:
@@ -274,8 +358,19 @@ func (m *master) failBoot(w *workerProc, msg string) {
 func (m *master) stopAll(graceful bool) {
 	if !m.stopping {
 		m.stopping = true
+		if !m.handedOver {
+			_ = sdNotify("STOPPING=1")
+		}
 		m.respawnAt = map[int]time.Time{}
-		_ = m.ln.Close() // the master's copy; workers hold their own until they drain
+		// Close every copy of the socket the master holds (its listener, the dup handed
+		// to workers, tableflip's own), so once the workers have drained theirs, new
+		// connections are refused at once instead of queueing on a socket nobody
+		// accepts from and being reset when the last copy closes.
+		if !m.handedOver {
+			m.upg.Stop()
+		}
+		_ = m.ln.Close()
+		_ = m.lnFile.Close()
 		timeout := 3 * time.Second
 		if graceful {
 			timeout = m.opts.Config.GracefulTimeout + 2*time.Second
@@ -288,9 +383,21 @@ func (m *master) stopAll(graceful bool) {
 	if !graceful {
 		sig = syscall.SIGQUIT
 	}
-	for _, w := range m.workers {
+	for _, w := range m.all() {
 		m.stopWorker(w, sig)
 	}
+}
+
+// all lists every worker process the master runs: slot workers and replacements.
+func (m *master) all() []*workerProc {
+	out := make([]*workerProc, 0, len(m.workers)+len(m.surge))
+	for _, w := range m.workers {
+		out = append(out, w)
+	}
+	for _, w := range m.surge {
+		out = append(out, w)
+	}
+	return out
 }
 
 func (m *master) stopWorker(w *workerProc, sig syscall.Signal) {
@@ -343,4 +450,18 @@ func (m *master) broadcastStats() {
 	for _, w := range m.workers {
 		w.post(meta)
 	}
+}
+
+// formatCounts renders counts by reason as "crash=1 exit=2", sorted.
+func formatCounts(c map[string]int) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, c[k])
+	}
+	return strings.Join(parts, " ")
 }

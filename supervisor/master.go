@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/drum-go/drum/ipc"
+	"github.com/drum-go/drum/worker"
 )
 
 type evKind int
@@ -57,9 +58,14 @@ type master struct {
 	upgrading    bool
 	stopping     bool
 	stopDeadline time.Time
-	exits        map[string]int // worker exits by reason
-	restarts     map[int]int    // replacements per slot
-	lastStats    time.Time      // last stats broadcast
+	exits        map[string]int      // worker exits by reason
+	restarts     map[int]int         // replacements per slot
+	surge        map[int]*workerProc // slot id -> replacement booting to take over (recycling)
+	oomKills     int                 // cgroup OOM-kill count last seen
+	handedOver   bool                // an upgraded master took over: keep the PID file
+	ctl          chan ctlCall        // drum ctl requests for the loop
+	ctlLn        net.Listener        // the control socket, if any
+	lastStats    time.Time           // last stats broadcast
 }
 
 // Run starts the master and blocks until it has stopped. It returns nil after a clean
@@ -81,7 +87,10 @@ func Run(ctx context.Context, opts Options) error {
 		startedAt:   opts.Now(),
 		exits:       map[string]int{},
 		restarts:    map[int]int{},
+		surge:       map[int]*workerProc{},
+		ctl:         make(chan ctlCall),
 	}
+	m.oomKills, _ = cgroupOOMKills()
 	upg, err := tableflip.New(tableflip.Options{
 		PIDFile: cfg.PIDFile,
 		// A new generation must load its models before the old one lets go.
@@ -92,12 +101,29 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer upg.Stop()
 	m.upg = upg
+	if !upg.HasParent() {
+		if err := checkPIDFile(cfg.PIDFile); err != nil {
+			return fmt.Errorf("master: %w", err)
+		}
+	}
+	defer func() {
+		if !m.handedOver {
+			removePIDFile(cfg.PIDFile)
+		}
+	}()
 
 	ln, err := upg.Listen("tcp", cfg.Address)
 	if err != nil {
 		return fmt.Errorf("master: listen on %s: %w", cfg.Address, err)
 	}
 	m.ln = ln
+	// Go listens with somaxconn; DRUM_WEBSERVER_BACKLOG asks for its own queue length.
+	// Set it again after an upgrade too: the new master may run with a new value.
+	if cfg.Backlog > 0 {
+		if err := worker.SetBacklog(ln, cfg.Backlog); err != nil {
+			m.log.Warn("cannot set the listen backlog", "backlog", cfg.Backlog, "error", err)
+		}
+	}
 	tcp, ok := ln.(*net.TCPListener)
 	if !ok {
 		return fmt.Errorf("master: listener on %s is %T, not TCP", cfg.Address, ln)
@@ -106,6 +132,23 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("master: listener fd: %w", err)
 	}
 	defer m.lnFile.Close()
+
+	// The control socket goes through tableflip too, so drum ctl keeps working across
+	// upgrades: the new master inherits the same socket.
+	if cfg.ControlSocket != "" {
+		if !upg.HasParent() {
+			if err := clearStaleSocket(cfg.ControlSocket); err != nil {
+				return fmt.Errorf("master: %w", err)
+			}
+		}
+		cl, err := upg.Listen("unix", cfg.ControlSocket)
+		if err != nil {
+			return fmt.Errorf("master: control socket %s: %w", cfg.ControlSocket, err)
+		}
+		_ = os.Chmod(cfg.ControlSocket, 0o600) // it can kill workers: owner only
+		m.ctlLn = cl
+		go m.serveControl(cl)
+	}
 
 	sigs := opts.Signals
 	if sigs == nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"math"
 	"sort"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,7 +28,8 @@ func relogLine(line []byte, log hclog.Logger) {
 	}
 	var entry map[string]any
 	if line[0] != '{' || json.Unmarshal(line, &entry) != nil {
-		log.Info(string(line))
+		// Workers log JSON only; anything else is the Go runtime (a panic, a fatal error).
+		log.Error(string(line))
 		return
 	}
 	msg, _ := entry["@message"].(string)
@@ -48,7 +50,18 @@ func relogLine(line []byte, log hclog.Logger) {
 		args = append(args, "module", module)
 	}
 	for _, k := range keys {
-		args = append(args, k, entry[k])
+		v := entry[k]
+		// JSON numbers decode as float64: print whole numbers as integers, not 1e+06.
+		if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			v = int64(f)
+		}
+		switch k {
+		case "worker":
+			continue // the master's logger already names the worker
+		case "pid":
+			k = "child_pid" // the master's logger names the worker's pid
+		}
+		args = append(args, k, v)
 	}
 	level := hclog.LevelFromString(lvl)
 	if level == hclog.NoLevel {

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -43,6 +44,7 @@ type workerProc struct {
 	failMsg   string // what the worker reported before exiting, if anything
 	killedFor string // why the master killed it (timeout, scale-down), if it did
 	counters  ipc.Counters
+	limit     int // requests after which it is recycled (0 = never)
 	// mailbox holds the latest stats frame for this worker; a sender goroutine writes
 	// it, so a worker that stops reading (SIGSTOP, hung) can never block the loop.
 	mailbox chan []byte
@@ -78,7 +80,8 @@ const tableflipEnvPrefix = "TABLEFLIP_"
 func workerEnv(environ []string) []string {
 	out := make([]string, 0, len(environ))
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, tableflipEnvPrefix) {
+		// Workers never speak to systemd: only the master is the service's main process.
+		if !strings.HasPrefix(kv, tableflipEnvPrefix) && !strings.HasPrefix(kv, notifySocketEnv+"=") {
 			out = append(out, kv)
 		}
 	}
@@ -119,6 +122,10 @@ func (m *master) spawn(id int) (*workerProc, error) {
 	}
 
 	w := &workerProc{id: id, state: stateBooting, started: m.opts.Now(), mailbox: make(chan []byte, 1)}
+	if cfg := m.opts.Config; cfg.MaxRequests > 0 {
+		// Jitter spreads recycling so workers started together are not replaced together.
+		w.limit = cfg.MaxRequests + rand.IntN(cfg.MaxRequestsJitter+1)
+	}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the worker

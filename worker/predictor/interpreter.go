@@ -22,7 +22,9 @@ var defaultCandidates = []string{"python3", "/usr/bin/python3"}
 const probeTimeout = 20 * time.Second
 
 // probeScript fails with the import error when a module the bridge needs is missing.
-const probeScript = "import pandas, numpy"
+// It prints a marker so that a program that exits 0 without running Python (say
+// /bin/true) is not taken for an interpreter.
+const probeScript = "import pandas, numpy; print('drum-python-ok')"
 
 // FindPython returns the interpreter predictors run under.
 //
@@ -78,11 +80,14 @@ func FindPython(explicit string, lookPath ...func(string) (string, error)) (stri
 func probePython(path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	var stderr bytes.Buffer
+	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, "-c", probeScript)
-	cmd.Stderr = &stderr
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if err == nil {
+		if !strings.Contains(stdout.String(), "drum-python-ok") {
+			return errors.New("not a Python interpreter (it did not run the probe script)")
+		}
 		return nil
 	}
 	if ctx.Err() != nil {

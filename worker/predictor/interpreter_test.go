@@ -13,7 +13,7 @@ import (
 // working one when module is "").
 func fakePython(t *testing.T, name, module string) string {
 	t.Helper()
-	script := "#!/bin/sh\nexit 0\n"
+	script := "#!/bin/sh\necho drum-python-ok\n"
 	if module != "" {
 		script = "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n" +
 			"echo '  File \"<string>\", line 1, in <module>' >&2\n" +
@@ -59,6 +59,18 @@ func TestFindPythonExplicitPyenv(t *testing.T) {
 	}
 	_, err = FindPython(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "No module named") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A program that exits 0 without running the probe (here /bin/true) is no interpreter.
+func TestFindPythonNotAnInterpreter(t *testing.T) {
+	t.Setenv(PythonEnv, "")
+	if _, err := os.Stat("/bin/true"); err != nil {
+		t.Skip("no /bin/true")
+	}
+	_, err := FindPython("/bin/true")
+	if err == nil || !strings.Contains(err.Error(), "/bin/true") || !strings.Contains(err.Error(), "not a Python interpreter") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -70,7 +70,31 @@ func StartPython(ctx context.Context, cfg Config) (*Python, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start predictor: %w", err)
 	}
+	if err := p.warmUp(ctx, cfg.LoadTimeout); err != nil {
+		p.proc.kill()
+		return nil, fmt.Errorf("start predictor: %w", err)
+	}
 	return p, nil
+}
+
+// warmUp makes one round trip through the bridge's request loop, so a predictor counts
+// as started only once it has answered a call: a new generation of workers is ready
+// (and the old one may drain) only when its predictors really serve.
+func (p *Python) warmUp(ctx context.Context, limit time.Duration) error {
+	if limit <= 0 {
+		limit = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	probe := []byte("drum-warm-up")
+	res, err := p.Call(ctx, &Request{Op: "ping", Payload: probe})
+	if err != nil {
+		return fmt.Errorf("warm-up call: %w", err)
+	}
+	if string(res.Body) != string(probe) {
+		return fmt.Errorf("warm-up call: predictor echoed %q, want %q", res.Body, probe)
+	}
+	return nil
 }
 
 func startPython(ctx context.Context, cfg Config) (*Python, error) {

@@ -983,7 +983,13 @@ def error_reply(exc):
     return {"ok": False, "status": 500, "message": "ERROR: " + str(exc), "user_error": False}
 
 
-HANDLERS = {"predict": handle_predict, "score": handle_score}
+def handle_ping(model, meta, payload):
+    """A round trip through the request loop: the worker's warm-up call, proving the
+    channel and the loop work before the worker reports ready."""
+    return {"ok": True, "pid": os.getpid()}, payload
+
+
+HANDLERS = {"predict": handle_predict, "score": handle_score, "ping": handle_ping}
 
 
 def serve(model, reader, writer):

@@ -1,0 +1,584 @@
+package main
+
+// End-to-end tests of the master's supervision (issue 3): upgrades, restarts,
+// heartbeats, recycling and the PID 1 role, with the real binary under real load.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// versionModel is a custom.py model whose prediction is the number in version.txt, so
+// a test can tell which generation answered; a negative version refuses to load.
+const versionModel = `import os
+import pandas as pd
+
+def load_model(code_dir):
+    with open(os.path.join(code_dir, "version.txt")) as f:
+        v = float(f.read())
+    if v < 0:
+        raise RuntimeError("refusing to load model version %s" % v)
+    return v
+
+def score(data, model, **kwargs):
+    return pd.DataFrame({"Predictions": [model] * len(data)})
+`
+
+func writeVersionModel(t *testing.T, version int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(versionModel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setVersion(t, dir, version)
+	return dir
+}
+
+func setVersion(t *testing.T, dir string, v int) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "version.txt"), []byte(strconv.Itoa(v)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadGen keeps conc clients posting to url until stopped (bounded by maxRequests).
+// Each request uses a fresh connection: that is what "never refused or reset" is
+// about; keep-alive clients additionally race the server closing idle connections.
+type loadGen struct {
+	sent, failed atomic.Int64
+	mu           sync.Mutex
+	errs         []string
+	seen         map[string]int // response bodies seen (model versions)
+	stop         chan struct{}
+	wg           sync.WaitGroup
+}
+
+func startLoad(t *testing.T, url string, body []byte, conc int, maxRequests int64) *loadGen {
+	t.Helper()
+	l := &loadGen{stop: make(chan struct{}), seen: map[string]int{}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	for i := 0; i < conc; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if l.sent.Add(1) > maxRequests {
+					l.sent.Add(-1)
+					return
+				}
+				resp, err := client.Post(url, "text/csv", bytes.NewReader(body))
+				var got []byte
+				if err == nil {
+					got, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, got)
+					}
+				}
+				l.mu.Lock()
+				if err != nil {
+					l.failed.Add(1)
+					if len(l.errs) < 5 {
+						l.errs = append(l.errs, err.Error())
+					}
+				} else {
+					l.seen[string(got)]++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loadGen) halt() (sent, failed int64) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.sent.Load(), l.failed.Load()
+}
+
+// lastBody is a fresh request's answer, for checking which model version serves.
+func predictOnce(url string) (string, error) {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	resp, err := client.Post(url, "text/csv", strings.NewReader("a\n1\n"))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// killMastersOnCleanup ends whatever master the PID file names when the test ends
+// (after upgrades the first master is long gone), and checks its tree is gone.
+func killMastersOnCleanup(t *testing.T, pidFile string) {
+	t.Cleanup(func() {
+		pid, err := readPID(pidFile)
+		if err != nil || !alive(pid) {
+			return
+		}
+		tree := processTree(pid)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		waitGone(t, tree, 20*time.Second)
+	})
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// TestUpgradeUnderLoad: five SIGHUP upgrades under steady load lose no request, and
+// each new generation serves the model folder as it is now.
+func TestUpgradeUnderLoad(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--pid-file", pidFile)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	waitFor(t, "pid file", 10*time.Second, func() bool { _, err := readPID(pidFile); return err == nil })
+
+	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 200000)
+	start := time.Now()
+	for v := 2; v <= 6; v++ {
+		old, _ := readPID(pidFile)
+		setVersion(t, dir, v)
+		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`{"predictions":[%d.0]}`, v)
+		waitFor(t, fmt.Sprintf("version %d to serve", v), 60*time.Second, func() bool {
+			got, err := predictOnce(s.url("/predict/"))
+			return err == nil && got == want
+		})
+		waitFor(t, "old master to exit", 60*time.Second, func() bool { return !alive(old) })
+		if cur, _ := readPID(pidFile); cur == old {
+			t.Fatalf("pid file still names the old master %d after upgrade %d", old, v-1)
+		}
+	}
+	sent, failed := load.halt()
+	t.Logf("5 upgrades in %s: %d requests, %d failed; answers by body: %v", time.Since(start).Round(time.Millisecond), sent, failed, load.seen)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed during upgrades: %v\n%s", failed, sent, load.errs, s.log.String())
+	}
+}
+
+// TestUpgradeWithBrokenModel: a new generation that cannot load leaves the old one
+// serving with no failed request; fixing the folder and a second SIGHUP upgrades.
+func TestUpgradeWithBrokenModel(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--pid-file", pidFile)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	master := s.cmd.Process.Pid
+
+	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 200000)
+	setVersion(t, dir, -1)
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed upgrade to be logged", 90*time.Second, func() bool {
+		return strings.Contains(s.log.String(), "upgrade failed; the current generation keeps serving")
+	})
+	if !strings.Contains(s.log.String(), "refusing to load model version -1") {
+		t.Errorf("the new generation's load error is not in the log:\n%s", s.log.String())
+	}
+	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[1.0]}` {
+		t.Fatalf("after the failed upgrade: %q, %v; want version 1 still serving", got, err)
+	}
+	// A later SIGHUP can try again.
+	setVersion(t, dir, 2)
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 2 to serve", 60*time.Second, func() bool {
+		got, err := predictOnce(s.url("/predict/"))
+		return err == nil && got == `{"predictions":[2.0]}`
+	})
+	sent, failed := load.halt()
+	t.Logf("failed upgrade then a good one: %d requests, %d failed", sent, failed)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed: %v", failed, sent, load.errs)
+	}
+}
+
+// TestKillWorkerUnderLoad: kill -9 of one worker costs at most the requests that
+// worker held; a replacement comes up and the reason is logged.
+func TestKillWorkerUnderLoad(t *testing.T) {
+	needPython(t)
+	s := startServerNoWait(t, writeVersionModel(t, 1), 2, "--target-type", "regression")
+	s.waitReady(60 * time.Second)
+	const conc = 4
+	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), conc, 200000)
+	time.Sleep(300 * time.Millisecond)
+	victim := childrenOf(s.cmd.Process.Pid)[0]
+	killed := time.Now()
+	_ = syscall.Kill(victim, syscall.SIGKILL)
+	waitFor(t, "replacement worker", 30*time.Second, func() bool { return strings.Count(s.log.String(), "worker ready") >= 3 })
+	recovered := time.Since(killed)
+	time.Sleep(300 * time.Millisecond)
+	sent, failed := load.halt()
+	t.Logf("kill -9 of worker %d under load: %d requests, %d failed, replacement ready after %s", victim, sent, failed, recovered.Round(time.Millisecond))
+	if failed > conc {
+		t.Fatalf("%d requests failed; at most the %d a worker can hold may: %v", failed, conc, load.errs)
+	}
+	if !strings.Contains(s.log.String(), "signal killed") {
+		t.Fatalf("exit reason not logged:\n%s", s.log.String())
+	}
+}
+
+// TestHeartbeatTimeout: a worker that stops answering (SIGSTOP) is killed with its
+// predictor and replaced once the heartbeat timeout passes.
+func TestHeartbeatTimeout(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	addr := freeAddr(t)
+	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr, "--max-workers", "2")
+	cmd.Env = append(os.Environ(), `MLOPS_RUNTIME_PARAM_DRUM_WORKER_HEARTBEAT_TIMEOUT={"type":"numeric","payload":3}`)
+	s := adoptServer(t, cmd, addr)
+	s.waitReady(60 * time.Second)
+	victim := childrenOf(s.cmd.Process.Pid)[0]
+	victimPred := childrenOf(victim)
+	stopped := time.Now()
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the silent worker to be killed", 30*time.Second, func() bool {
+		return strings.Contains(s.log.String(), "worker missed its heartbeats")
+	})
+	waitGone(t, append([]int{victim}, victimPred...), 10*time.Second)
+	waitFor(t, "replacement worker", 30*time.Second, func() bool { return strings.Count(s.log.String(), "worker ready") >= 3 })
+	t.Logf("SIGSTOPped worker replaced %s after it stopped (timeout 3 s)", time.Since(stopped).Round(time.Millisecond))
+	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[1.0]}` {
+		t.Fatalf("after replacement: %q %v", got, err)
+	}
+}
+
+// adoptServer wraps an already-configured command like startServerNoWait does.
+func adoptServer(t *testing.T, cmd *exec.Cmd, addr string) *server {
+	t.Helper()
+	s := &server{t: t, cmd: cmd, addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		tree := processTree(cmd.Process.Pid)
+		s.stop(syscall.SIGTERM, 20*time.Second)
+		waitGone(t, tree, 10*time.Second)
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+// TestTransientLoadFailure: a model that fails to load once and then succeeds ends up
+// serving.
+func TestTransientLoadFailure(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	code := `import os
+import pandas as pd
+
+def load_model(code_dir):
+    marker = os.path.join(code_dir, "tried-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("transient: storage not mounted yet")
+    return 7.0
+
+def score(data, model, **kwargs):
+    return pd.DataFrame({"Predictions": [model] * len(data)})
+`
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerNoWait(t, dir, 1, "--target-type", "regression")
+	s.waitReady(60 * time.Second)
+	if !strings.Contains(s.log.String(), "transient: storage not mounted yet") {
+		t.Fatalf("the first failure is not logged:\n%s", s.log.String())
+	}
+	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[7.0]}` {
+		t.Fatalf("got %q %v", got, err)
+	}
+}
+
+// TestRecyclingUnderLoad: with max-requests and jitter, workers are replaced one at a
+// time while the others serve, and no request fails.
+func TestRecyclingUnderLoad(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	addr := freeAddr(t)
+	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr, "--max-workers", "2")
+	cmd.Env = append(os.Environ(),
+		`MLOPS_RUNTIME_PARAM_DRUM_GUNICORN_MAX_REQUESTS={"type":"numeric","payload":40}`,
+		`MLOPS_RUNTIME_PARAM_DRUM_GUNICORN_MAX_REQUESTS_JITTER={"type":"numeric","payload":20}`)
+	s := adoptServer(t, cmd, addr)
+	s.waitReady(60 * time.Second)
+	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 100000)
+	waitFor(t, "three recycles", 90*time.Second, func() bool {
+		return strings.Count(s.log.String(), "recycling worker") >= 3
+	})
+	sent, failed := load.halt()
+	t.Logf("recycling under load: %d requests, %d failed, %d recycles", sent, failed, strings.Count(s.log.String(), "recycling worker"))
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed while recycling: %v", failed, sent, load.errs)
+	}
+}
+
+// TestPID1 runs drum as PID 1 of a new PID namespace: an orphaned grandchild is
+// reaped, SIGHUP upgrades without ending the namespace, TERM drains and exits 0.
+func TestPID1(t *testing.T) {
+	needPython(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for unshare --pid")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	dir := writeVersionModel(t, 1)
+	// load_model leaves an orphan behind: a double-forked grandchild that exits at once
+	// and must be reaped by PID 1 (else it stays a zombie).
+	orphan := `
+def _orphan():
+    import os
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            import time
+            time.sleep(0.5)
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+_orphan()
+`
+	f, err := os.OpenFile(filepath.Join(dir, "custom.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(orphan)
+	f.Close()
+	addr := freeAddr(t)
+	// --kill-child: if the test dies, the namespace's init gets SIGTERM and ends it.
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", drumBin, "server", "--code-dir", dir,
+		"--target-type", "regression", "--address", addr, "--max-workers", "2")
+	s := adoptServer(t, cmd, addr)
+	s.waitReady(60 * time.Second)
+	if !strings.Contains(s.log.String(), "running as PID 1") {
+		t.Fatalf("drum did not take the init role:\n%s", s.log.String())
+	}
+	init := childrenOf(s.cmd.Process.Pid)
+	if len(init) != 1 {
+		t.Fatalf("unshare children %v, want drum as the namespace's PID 1", init)
+	}
+	// No zombie may stay under PID 1 once the orphans have exited.
+	time.Sleep(time.Second)
+	for _, p := range processTree(init[0]) {
+		if zombie(p) {
+			t.Fatalf("zombie %d left in the namespace: PID 1 does not reap", p)
+		}
+	}
+	// SIGHUP: the namespace survives the master's replacement and serves the new model.
+	setVersion(t, dir, 2)
+	_ = syscall.Kill(init[0], syscall.SIGHUP)
+	waitFor(t, "version 2 after SIGHUP", 60*time.Second, func() bool {
+		got, err := predictOnce(s.url("/predict/"))
+		return err == nil && got == `{"predictions":[2.0]}`
+	})
+	waitFor(t, "init to follow the new master", 30*time.Second, func() bool {
+		return strings.Contains(s.log.String(), "following the new one")
+	})
+	select {
+	case <-s.done:
+		t.Fatalf("the namespace ended on SIGHUP:\n%s", s.log.String())
+	default:
+	}
+	// TERM to PID 1 (unshare forwards nothing): drains and exits 0, which ends the
+	// namespace and so unshare, which exits with PID 1's status.
+	if err := syscall.Kill(init[0], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(init[0], syscall.SIGKILL)
+		t.Fatalf("no exit after SIGTERM:\n%s", s.log.String())
+	}
+	if s.err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", s.err, s.log.String())
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	f := strings.Fields(rest)
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// TestSystemdNotifyHandover: under Type=notify the master reports READY=1 with its pid,
+// and after SIGHUP the new master reports MAINPID=<its pid>, so systemd follows it.
+func TestSystemdNotifyHandover(t *testing.T) {
+	needPython(t)
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	expect := func(what string, match func(string) bool) string {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("notify socket closed waiting for %s", what)
+				}
+				if match(m) {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %s notification", what)
+			}
+		}
+	}
+	dir := writeVersionModel(t, 1)
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	addr := freeAddr(t)
+	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr,
+		"--max-workers", "1", "--pid-file", pidFile)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	s := adoptServer(t, cmd, addr)
+	killMastersOnCleanup(t, pidFile)
+	first := s.cmd.Process.Pid
+	expect("READY=1 from the first master", func(m string) bool {
+		return strings.Contains(m, "READY=1") && strings.Contains(m, fmt.Sprintf("MAINPID=%d", first))
+	})
+	_ = syscall.Kill(first, syscall.SIGHUP)
+	expect("RELOADING=1", func(m string) bool { return strings.Contains(m, "RELOADING=1") })
+	m := expect("READY=1 from the new master", func(m string) bool {
+		return strings.Contains(m, "READY=1") && strings.Contains(m, "MAINPID=") && !strings.Contains(m, fmt.Sprintf("MAINPID=%d", first))
+	})
+	newPid, _ := readPID(pidFile)
+	if !strings.Contains(m, fmt.Sprintf("MAINPID=%d", newPid)) {
+		t.Fatalf("new master announced %q; the pid file names %d", m, newPid)
+	}
+}
+
+// TestSystemdUnitVerifies checks deploy/drum.service with systemd's own verifier.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "drum.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "drum.service")
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/drum"), []byte(drumBin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestCtl drives a server through its control socket: status, add, kill, remove,
+// reload (a new master answers on the same socket) and drain (exit 0).
+func TestCtl(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	sock := filepath.Join(t.TempDir(), "drum.sock")
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--control-socket", sock, "--pid-file", pidFile)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	ctl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(drumBin, append([]string{"ctl", "--socket", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("drum ctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	readyWorkers := func() int { return strings.Count(ctl("status"), " ready ") }
+	if n := readyWorkers(); n != 2 {
+		t.Fatalf("status shows %d ready workers, want 2:\n%s", n, ctl("status"))
+	}
+	ctl("add")
+	waitFor(t, "3 ready workers", 30*time.Second, func() bool { return readyWorkers() == 3 })
+	ctl("kill", "1")
+	waitFor(t, "worker 1 replaced", 30*time.Second, func() bool {
+		return readyWorkers() == 3 && strings.Contains(s.log.String(), "drum ctl: killing worker")
+	})
+	ctl("remove")
+	waitFor(t, "2 workers", 30*time.Second, func() bool { return readyWorkers() == 2 && len(childrenOf(s.cmd.Process.Pid)) == 2 })
+	if out, err := exec.Command(drumBin, "ctl", "--socket", sock, "frobnicate").CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown command") {
+		t.Fatalf("unknown command: %v\n%s", err, out)
+	}
+	// reload: the new master takes over the same socket.
+	ctl("reload")
+	waitFor(t, "the new master on the control socket", 60*time.Second, func() bool {
+		out, err := exec.Command(drumBin, "ctl", "--socket", sock, "--json").CombinedOutput()
+		return err == nil && !strings.Contains(string(out), fmt.Sprintf(`"master_pid": %d`, s.cmd.Process.Pid))
+	})
+	newMaster, _ := readPID(pidFile)
+	tree := processTree(newMaster)
+	ctl("drain")
+	waitGone(t, tree, 40*time.Second)
+}
