@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/drum-go/drum/config"
@@ -14,6 +15,9 @@ import (
 
 // handler serves DRUM's HTTP API in one worker.
 type handler struct {
+	// draining is set when a stop begins: /health/ then answers 503.
+	draining atomic.Bool
+
 	cfg    config.Config
 	log    hclog.Logger
 	router *router
@@ -128,7 +132,9 @@ func (h *handler) serve(ex *exchange, method string) {
 	case epPing:
 		ex.message(http.StatusOK, "OK")
 	case epHealth:
-		if h.keeper.live() {
+		if h.draining.Load() {
+			ex.message(http.StatusServiceUnavailable, "ERROR: this worker is shutting down")
+		} else if h.keeper.live() {
 			ex.message(http.StatusOK, "OK")
 		} else {
 			ex.message(http.StatusServiceUnavailable, "ERROR: no predictor is ready: the model is (re)starting")

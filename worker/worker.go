@@ -210,8 +210,9 @@ func Run(ctx context.Context, opts Options) error {
 		go readControl(opts.Control, stopCh, status, log)
 	}
 
+	ln := newDrainListener(opts.Listener)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(opts.Listener) }()
+	go func() { serveErr <- srv.Serve(ln) }()
 	pids := make([]int, len(preds))
 	for i, p := range preds {
 		pids[i] = p.Pid()
@@ -239,7 +240,16 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	log.Info("stopping", "why", stop.why, "graceful", stop.graceful)
+	h.draining.Store(true) // readiness fails at once: orchestrators stop sending
 	if stop.graceful {
+		// Answer the connections already waiting in the kernel's accept queue: closing
+		// the socket under them would reset them.
+		ln.Drain(50*time.Millisecond, time.Second)
+		select {
+		case err := <-serveErr:
+			serveErr <- err
+		case <-time.After(2 * time.Second):
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), stop.timeout)
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Warn("graceful stop timed out; closing open connections", "timeout", stop.timeout)

@@ -582,3 +582,57 @@ func TestCtl(t *testing.T) {
 	ctl("drain")
 	waitGone(t, tree, 40*time.Second)
 }
+
+// TestTermUnderLoad: SIGTERM with more connections than workers (one worker, a slow
+// model, a dozen requests waiting): every accepted request is answered, a connection
+// made after the stop began is refused, and the master exits 0.
+func TestTermUnderLoad(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	code := "import time\nimport pandas as pd\n\ndef load_model(code_dir):\n    return 1\n\n" +
+		"def score(data, model, **kwargs):\n    time.sleep(0.2)\n    return pd.DataFrame({'Predictions': [1.0] * len(data)})\n"
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerNoWait(t, dir, 1, "--target-type", "regression")
+	s.waitReady(60 * time.Second)
+	const clients = 12
+	results := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			got, err := predictOnce(s.url("/predict/"))
+			if err == nil && got != `{"predictions":[1.0]}` {
+				err = fmt.Errorf("answer %q", got)
+			}
+			results <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // all connected, most waiting for the predictor
+	stopped := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// While the queued requests are still being answered, the socket no longer takes
+	// new connections: refused at once (retryable), not accepted and later reset.
+	time.Sleep(400 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("a connection made during the drain was accepted")
+	}
+	failed := 0
+	for i := 0; i < clients; i++ {
+		if err := <-results; err != nil {
+			failed++
+			t.Errorf("request: %v", err)
+		}
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit 30 s after SIGTERM:\n%s", s.log.String())
+	}
+	if s.err != nil {
+		t.Fatalf("exit after SIGTERM: %v", s.err)
+	}
+	t.Logf("SIGTERM with %d requests queued on 1 worker: %d failed, exit 0 after %s", clients, failed, time.Since(stopped).Round(time.Millisecond))
+}
