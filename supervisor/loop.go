@@ -73,6 +73,16 @@ func (m *master) handleSignal(sig syscall.Signal) {
 		m.stopAll(false)
 	case syscall.SIGHUP:
 		m.upgrade()
+	case syscall.SIGUSR1:
+		if m.opts.ReopenLogs == nil {
+			m.log.Info("SIGUSR1: logging to stderr, no log file to reopen")
+			return
+		}
+		if err := m.opts.ReopenLogs(); err != nil {
+			m.log.Error("SIGUSR1: reopen log file", "error", err)
+			return
+		}
+		m.log.Info("SIGUSR1: log file reopened")
 	case syscall.SIGTTIN:
 		if m.stopping {
 			return

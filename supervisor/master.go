@@ -154,7 +154,7 @@ func Run(ctx context.Context, opts Options) error {
 	if sigs == nil {
 		sigs = make(chan os.Signal, 16)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
-			syscall.SIGTTIN, syscall.SIGTTOU)
+			syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1)
 		defer signal.Stop(sigs)
 	}
 

@@ -33,6 +33,9 @@ type Options struct {
 	// master gives up and exits with the last error (default 3).
 	MaxBootFailures int
 
+	// ReopenLogs reopens the log file on SIGUSR1 (nil: logs go to stderr, nothing to do).
+	ReopenLogs func() error
+
 	// Now is the clock seam (default time.Now).
 	Now func() time.Time
 }

@@ -17,6 +17,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "address", EnvVars: []string{"ADDRESS"}, Usage: "host:port to listen on"},
 		&cli.IntFlag{Name: "max-workers", EnvVars: []string{"MAX_WORKERS"}, Usage: "number of worker processes (runtime parameter CUSTOM_MODEL_WORKERS wins)"},
 		&cli.StringFlag{Name: "pid-file", EnvVars: []string{"DRUM_PID_FILE"}, Usage: "write the master's pid here (kept current across SIGHUP upgrades)"},
+		&cli.StringFlag{Name: "log-file", EnvVars: []string{"DRUM_LOG_FILE"}, Usage: "write the log here instead of stderr; SIGUSR1 reopens it (for logrotate)"},
 		&cli.StringFlag{Name: "control-socket", EnvVars: []string{"DRUM_CONTROL_SOCKET"}, Usage: "unix socket for drum ctl (default: drum-PORT.sock in the temp dir; none disables it)"},
 		&cli.BoolFlag{Name: "production", EnvVars: []string{"PRODUCTION"}, Usage: "accepted for DRUM compatibility (deprecated there too)"},
 	)
@@ -56,7 +57,16 @@ func runServer(c *cli.Context) error {
 	if cfg.Mode() == config.ModeSingleProcess {
 		return runSingleProcess(cfg, log)
 	}
-	return supervisor.Run(context.Background(), supervisor.Options{Config: *cfg, Logger: log})
+	opts := supervisor.Options{Config: *cfg, Logger: log}
+	if path := c.String("log-file"); path != "" {
+		lf, err := openLogFile(path)
+		if err != nil {
+			return err
+		}
+		opts.Logger = newLoggerTo(lf, "drum", cfg.LogLevel, cfg.LogJSON)
+		opts.ReopenLogs = lf.Reopen
+	}
+	return supervisor.Run(context.Background(), opts)
 }
 
 func checkLanguage(c *cli.Context) error {

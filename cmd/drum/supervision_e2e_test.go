@@ -636,3 +636,31 @@ func TestTermUnderLoad(t *testing.T) {
 	}
 	t.Logf("SIGTERM with %d requests queued on 1 worker: %d failed, exit 0 after %s", clients, failed, time.Since(stopped).Round(time.Millisecond))
 }
+
+// TestLogFileReopen: after logrotate moves the log file, SIGUSR1 makes the master write
+// to a new file at the same path.
+func TestLogFileReopen(t *testing.T) {
+	needPython(t)
+	logPath := filepath.Join(t.TempDir(), "drum.log")
+	addr := freeAddr(t)
+	cmd := exec.Command(drumBin, "server", "--code-dir", writeVersionModel(t, 1), "--target-type", "regression",
+		"--address", addr, "--max-workers", "1", "--log-file", logPath)
+	s := adoptServer(t, cmd, addr)
+	fileHas := func(path, what string) func() bool {
+		return func() bool { b, _ := os.ReadFile(path); return strings.Contains(string(b), what) }
+	}
+	waitFor(t, "drum ready in the log file", 60*time.Second, fileHas(logPath, "drum ready"))
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new log file", 10*time.Second, fileHas(logPath, "log file reopened"))
+	// Workers' lines reach the new file too (they are re-logged by the master).
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "the stop in the new file", 30*time.Second, fileHas(logPath, "worker exited"))
+	if b, _ := os.ReadFile(logPath + ".1"); strings.Contains(string(b), "log file reopened") {
+		t.Fatalf("the rotated file kept receiving lines after SIGUSR1")
+	}
+}
