@@ -228,6 +228,9 @@ func (m *master) announceIfReady(now time.Time) {
 		}
 	}
 	m.announced = true
+	if m.ctlLn != nil {
+		go m.serveControl(m.ctlLn)
+	}
 	if err := m.upg.Ready(); err != nil {
 		m.log.Error("upgrader ready", "error", err)
 	}

@@ -146,8 +146,9 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("master: control socket %s: %w", cfg.ControlSocket, err)
 		}
 		_ = os.Chmod(cfg.ControlSocket, 0o600) // it can kill workers: owner only
+		// Served only once this generation is ready (announceIfReady): during an
+		// upgrade the old master keeps answering drum ctl until it hands over.
 		m.ctlLn = cl
-		go m.serveControl(cl)
 	}
 
 	sigs := opts.Signals

@@ -130,18 +130,6 @@ func num(m map[string]any, keys ...string) float64 {
 	return f
 }
 
-// bpWait polls cond every 50 ms for up to limit (a liveness bound, not a speed target).
-func bpWait(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func p99(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -216,7 +204,7 @@ func TestOverload(t *testing.T) {
 	}
 	// The server's own figures: every request admitted or rejected, and the queue drained.
 	var total map[string]any
-	bpWait(t, "/stats/ to account for every request", 15*time.Second, func() bool {
+	waitFor(t, "/stats/ to account for every request", 15*time.Second, func() bool {
 		total = bpTotal(t, s)
 		return int(num(total, "admitted")+num(total, "rejected", "queue_full")) == sent &&
 			num(total, "in_flight") == 0 && num(total, "queued") == 0
@@ -439,13 +427,13 @@ func TestPredictorKilled(t *testing.T) {
 	}
 	inFlight := make(chan bpAnswer, 1)
 	go func() { inFlight <- bpPredict(s, 1, 20) }()
-	bpWait(t, "the slow request in flight", 10*time.Second, func() bool { return num(bpTotal(t, s), "in_flight") == 1 })
+	waitFor(t, "the slow request in flight", 10*time.Second, func() bool { return num(bpTotal(t, s), "in_flight") == 1 })
 	queued := make([]chan bpAnswer, 3)
 	for i := range queued {
 		queued[i] = make(chan bpAnswer, 1)
 		go func() { queued[i] <- bpPredict(s, float64(10+i), 0) }()
 	}
-	bpWait(t, "3 queued requests", 10*time.Second, func() bool { return num(bpTotal(t, s), "queued") == 3 })
+	waitFor(t, "3 queued requests", 10*time.Second, func() bool { return num(bpTotal(t, s), "queued") == 3 })
 	if err := syscall.Kill(preds[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,14 @@ func startServerNoWait(t *testing.T, codeDir string, workers int, args ...string
 	t.Helper()
 	addr := freeAddr(t)
 	full := append([]string{"server", "--code-dir", codeDir, "--address", addr, "--max-workers", strconv.Itoa(workers)}, args...)
-	cmd := exec.Command(drumBin, full...)
+	return adoptServer(t, exec.Command(drumBin, full...), addr)
+}
+
+// adoptServer starts an already-configured command (its own flags or environment) as a
+// server on addr. Cleanup stops it by pid (SIGTERM, then SIGKILL) and checks that no
+// process of its tree is left behind.
+func adoptServer(t *testing.T, cmd *exec.Cmd, addr string) *server {
+	t.Helper()
 	s := &server{t: t, cmd: cmd, addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
@@ -138,6 +145,19 @@ func startServerNoWait(t *testing.T, codeDir string, workers int, args ...string
 		}
 	})
 	return s
+}
+
+// waitFor polls cond until it holds, failing after limit (a liveness bound, not a
+// speed target).
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 func (s *server) waitReady(limit time.Duration) {

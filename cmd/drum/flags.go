@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/worker/predictor"
 )
 
 // Flags shared by server and score; EnvVars are DRUM's environment equivalents.
@@ -72,4 +74,22 @@ func normaliseArgs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// buildConfig validates the command's flags (set adds the command's own) into a Config
+// and finds the Python interpreter the model will run under.
+func buildConfig(c *cli.Context, cmd config.Command, set func(*config.Flags)) (*config.Config, error) {
+	if l := c.String("language"); l != "" && l != "python" {
+		return nil, &config.UsageError{Msg: fmt.Sprintf("--language %s: drum serves Python models only (R and Java are not supported yet)", l)}
+	}
+	f := flagsFrom(c, cmd)
+	set(&f)
+	cfg, err := config.Build(f, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Python, err = predictor.FindPython(cfg.Python); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/signal"
 	"syscall"
 
@@ -27,16 +26,10 @@ func scoreCommand() *cli.Command {
 }
 
 func runScore(c *cli.Context) error {
-	if err := checkLanguage(c); err != nil {
-		return err
-	}
-	f := flagsFrom(c, config.CommandScore)
-	f.Input, f.Output = c.String("input"), c.String("output")
-	cfg, err := config.Build(f, os.LookupEnv)
+	cfg, err := buildConfig(c, config.CommandScore, func(f *config.Flags) {
+		f.Input, f.Output = c.String("input"), c.String("output")
+	})
 	if err != nil {
-		return err
-	}
-	if cfg.Python, err = predictor.FindPython(cfg.Python); err != nil {
 		return err
 	}
 	log := newLogger("drum", cfg.LogLevel, cfg.LogJSON)

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/supervisor"
-	"github.com/drum-go/drum/worker/predictor"
 )
 
 func serverCommand() *cli.Command {
@@ -30,19 +27,13 @@ func serverCommand() *cli.Command {
 }
 
 func runServer(c *cli.Context) error {
-	if err := checkLanguage(c); err != nil {
-		return err
-	}
-	f := flagsFrom(c, config.CommandServer)
-	f.Address = c.String("address")
-	f.MaxWorkers, f.MaxWorkersSet = c.Int("max-workers"), c.IsSet("max-workers")
-	f.PIDFile = c.String("pid-file")
-	f.ControlSocket = c.String("control-socket")
-	cfg, err := config.Build(f, os.LookupEnv)
+	cfg, err := buildConfig(c, config.CommandServer, func(f *config.Flags) {
+		f.Address = c.String("address")
+		f.MaxWorkers, f.MaxWorkersSet = c.Int("max-workers"), c.IsSet("max-workers")
+		f.PIDFile = c.String("pid-file")
+		f.ControlSocket = c.String("control-socket")
+	})
 	if err != nil {
-		return err
-	}
-	if cfg.Python, err = predictor.FindPython(cfg.Python); err != nil {
 		return err
 	}
 	log := newLogger("drum", cfg.LogLevel, cfg.LogJSON)
@@ -67,11 +58,4 @@ func runServer(c *cli.Context) error {
 		opts.ReopenLogs = lf.Reopen
 	}
 	return supervisor.Run(context.Background(), opts)
-}
-
-func checkLanguage(c *cli.Context) error {
-	if l := c.String("language"); l != "" && l != "python" {
-		return &config.UsageError{Msg: fmt.Sprintf("--language %s: drum serves Python models only (R and Java are not supported yet)", l)}
-	}
-	return nil
 }

@@ -127,15 +127,16 @@ func predictOnce(url string) (string, error) {
 	return string(b), err
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+// startVersionServer serves version 1 of the version model with 2 workers and a PID
+// file, ready; cleanup ends whichever master is current then.
+func startVersionServer(t *testing.T) (*server, string, string) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	dir := writeVersionModel(t, 1)
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--pid-file", pidFile)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	return s, dir, pidFile
 }
 
 // killMastersOnCleanup ends whatever master the PID file names when the test ends
@@ -164,11 +165,7 @@ func readPID(path string) (int, error) {
 // each new generation serves the model folder as it is now.
 func TestUpgradeUnderLoad(t *testing.T) {
 	needPython(t)
-	dir := writeVersionModel(t, 1)
-	pidFile := filepath.Join(t.TempDir(), "drum.pid")
-	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--pid-file", pidFile)
-	killMastersOnCleanup(t, pidFile)
-	s.waitReady(60 * time.Second)
+	s, dir, pidFile := startVersionServer(t)
 	waitFor(t, "pid file", 10*time.Second, func() bool { _, err := readPID(pidFile); return err == nil })
 
 	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 200000)
@@ -200,11 +197,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 // serving with no failed request; fixing the folder and a second SIGHUP upgrades.
 func TestUpgradeWithBrokenModel(t *testing.T) {
 	needPython(t)
-	dir := writeVersionModel(t, 1)
-	pidFile := filepath.Join(t.TempDir(), "drum.pid")
-	s := startServerNoWait(t, dir, 2, "--target-type", "regression", "--pid-file", pidFile)
-	killMastersOnCleanup(t, pidFile)
-	s.waitReady(60 * time.Second)
+	s, dir, _ := startVersionServer(t)
 	master := s.cmd.Process.Pid
 
 	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 200000)
@@ -287,26 +280,6 @@ func TestHeartbeatTimeout(t *testing.T) {
 	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[1.0]}` {
 		t.Fatalf("after replacement: %q %v", got, err)
 	}
-}
-
-// adoptServer wraps an already-configured command like startServerNoWait does.
-func adoptServer(t *testing.T, cmd *exec.Cmd, addr string) *server {
-	t.Helper()
-	s := &server{t: t, cmd: cmd, addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		tree := processTree(cmd.Process.Pid)
-		s.stop(syscall.SIGTERM, 20*time.Second)
-		waitGone(t, tree, 10*time.Second)
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.log.String())
-		}
-	})
-	return s
 }
 
 // TestTransientLoadFailure: a model that fails to load once and then succeeds ends up
@@ -578,6 +551,10 @@ func TestCtl(t *testing.T) {
 		return err == nil && !strings.Contains(string(out), fmt.Sprintf(`"master_pid": %d`, s.cmd.Process.Pid))
 	})
 	newMaster, _ := readPID(pidFile)
+	if newMaster == s.cmd.Process.Pid {
+		t.Fatalf("drum ctl reached a new master before the pid file named it")
+	}
+	waitFor(t, "the old master to exit", 60*time.Second, func() bool { return !alive(s.cmd.Process.Pid) })
 	tree := processTree(newMaster)
 	ctl("drain")
 	waitGone(t, tree, 40*time.Second)
