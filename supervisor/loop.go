@@ -171,9 +171,14 @@ func (m *master) handleEvent(ev event) error {
 			return m.handleExit(w, ev, now)
 		case surge:
 			delete(m.surge, w.id)
-			m.exits[reasonClass(m.exitReason(w, ev.state))]++
+			reason := m.exitReason(w, ev.state)
+			m.exits[reasonClass(reason)]++
+			if m.stopping {
+				m.log.Info("replacement worker stopped before it was ready", "worker", w.id, "pid", w.pid, "reason", reason)
+				break
+			}
 			m.log.Error("replacement worker failed; the old one keeps serving", "worker", w.id, "pid", w.pid,
-				"reason", m.exitReason(w, ev.state), "error", w.failMsg)
+				"reason", reason, "error", w.failMsg)
 		default:
 			reason := m.exitReason(w, ev.state)
 			m.exits[reasonClass(reason)]++

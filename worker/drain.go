@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -61,4 +62,45 @@ func (l *drainListener) Accept() (net.Conn, error) {
 		}
 	}
 	return c, err
+}
+
+// newConns counts connections accepted but whose first request has not been read yet.
+// net/http drops (closes unanswered) a request whose reading finishes after Shutdown
+// began, so a graceful stop waits for this count to reach zero before calling Shutdown:
+// otherwise the connections just taken from the accept queue would be cut.
+type newConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// track is an http.Server ConnState hook.
+func (n *newConns) track(c net.Conn, st http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if st == http.StateNew {
+		if n.conns == nil {
+			n.conns = map[net.Conn]struct{}{}
+		}
+		n.conns[c] = struct{}{}
+		return
+	}
+	delete(n.conns, c)
+}
+
+func (n *newConns) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.conns)
+}
+
+// wait returns once no connection is still before its first request, or after max
+// (a client that connected and sends nothing must not hold the stop).
+func (n *newConns) wait(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for n.count() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The state turns Active just before net/http checks for shutdown: let the
+	// connections that just turned pass that check.
+	time.Sleep(10 * time.Millisecond)
 }

@@ -186,6 +186,8 @@ func Run(ctx context.Context, opts Options) error {
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
+	fresh := &newConns{}
+	srv.ConnState = fresh.track
 	stopKeepers := func() {
 		pool.stop()
 		stopKeeper()
@@ -250,6 +252,7 @@ func Run(ctx context.Context, opts Options) error {
 			serveErr <- err
 		case <-time.After(2 * time.Second):
 		}
+		fresh.wait(min(opts.HeaderTimeout, 5*time.Second))
 		sctx, cancel := context.WithTimeout(context.Background(), stop.timeout)
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Warn("graceful stop timed out; closing open connections", "timeout", stop.timeout)
