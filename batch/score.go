@@ -7,8 +7,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/worker/predictor"
@@ -30,6 +33,20 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 	}
 	if cfg.Output == "" {
 		req.ScoreOutput = "text"
+	}
+	if cfg.SparseColumnFile != "" {
+		if req.SparseColNames, err = readColumnNames(cfg.SparseColumnFile); err != nil {
+			return err
+		}
+	}
+	switch cfg.TargetType {
+	case config.TargetUnstructured:
+		req = unstructuredRequest(cfg, payload)
+	case config.TargetTransform:
+		req.Op, req.Batch = "transform", true
+		if req.MimeType == "" {
+			req.MimeType = "text/csv"
+		}
 	}
 	if err := checkOutput(cfg.Output); err != nil {
 		return err
@@ -80,4 +97,44 @@ func checkOutput(path string) error {
 		return fmt.Errorf("--output %s: folder %s does not exist", path, dir)
 	}
 	return nil
+}
+
+// unstructuredRequest is DRUM's batch unstructured call: --content-type decides text or
+// bytes as the HTTP Content-Type does, --query becomes a plain dict (last value wins).
+func unstructuredRequest(cfg *config.Config, payload []byte) *predictor.Request {
+	req := &predictor.Request{Op: "unstructured", Batch: true, Payload: payload}
+	mt, params, _ := strings.Cut(cfg.ContentType, ";")
+	req.MimeType = strings.TrimSpace(mt)
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "charset") {
+			req.Charset = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	if cfg.Query != "" {
+		if q, err := url.ParseQuery(cfg.Query); err == nil {
+			keys := make([]string, 0, len(q))
+			for k := range q {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				req.Query = append(req.Query, [2]string{k, q[k][len(q[k])-1]})
+			}
+		}
+	}
+	return req
+}
+
+// readColumnNames reads --sparse-column-file: one name per line, stripped.
+func readColumnNames(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read --sparse-column-file: %w", err)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		names = append(names, strings.TrimSpace(line))
+	}
+	return names, nil
 }

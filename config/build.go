@@ -35,8 +35,12 @@ type Flags struct {
 	LogLevel           string
 	PIDFile            string
 	ControlSocket      string // "" = the default for the address, "none" = no control socket
+	WithErrorServer    bool   // --with-error-server (WITH_ERROR_SERVER is read by Build)
 	Input              string
 	Output             string
+	ContentType        string // drum score --content-type (unstructured only)
+	Query              string // drum score --query (unstructured only)
+	SparseColumnFile   string // drum score --sparse-column-file
 }
 
 // UsageError is a problem with the arguments: the CLI prints it with usage and exits 2.
@@ -126,6 +130,16 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		if err := buildServing(cfg, env); err != nil { // serving.go
 			return nil, err
 		}
+		cfg.WithErrorServer = f.WithErrorServer
+		if v, ok := env("WITH_ERROR_SERVER"); ok && !cfg.WithErrorServer {
+			switch strings.ToLower(strings.TrimSpace(v)) {
+			case "1", "true", "yes", "on":
+				cfg.WithErrorServer = true
+			case "", "0", "false", "no", "off":
+			default:
+				return nil, fmt.Errorf("WITH_ERROR_SERVER %q: use 1/true or 0/false", v)
+			}
+		}
 		if prefix, ok := env("URL_PREFIX"); ok && prefix != "" {
 			// Werkzeug refuses a rule that does not start with "/", so DRUM fails to start.
 			if !strings.HasPrefix(prefix, "/") {
@@ -142,6 +156,20 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		}
 		cfg.Input, cfg.Output = f.Input, f.Output
 		cfg.Workers = 1
+		if cfg.TargetType == TargetUnstructured {
+			cfg.ContentType, cfg.Query = f.ContentType, f.Query
+			if cfg.ContentType == "" {
+				cfg.ContentType = "text/plain; charset=utf8"
+			}
+		} else if f.Query != "" || f.ContentType != "" {
+			return nil, usagef("--query and --content-type are only for --target-type unstructured")
+		}
+		if f.SparseColumnFile != "" {
+			if st, err := os.Stat(f.SparseColumnFile); err != nil || st.IsDir() {
+				return nil, usagef("--sparse-column-file %s: not a readable file", f.SparseColumnFile)
+			}
+			cfg.SparseColumnFile = f.SparseColumnFile
+		}
 	default:
 		return nil, fmt.Errorf("config: unknown command %q", f.Command)
 	}

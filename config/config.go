@@ -52,6 +52,9 @@ type Config struct {
 	PIDFile            string   `json:"pid_file,omitempty"`
 	ControlSocket      string   `json:"control_socket,omitempty"` // unix socket for drum ctl; "" = none
 	URLPrefix          string   `json:"url_prefix,omitempty"`     // URL_PREFIX: every route lives under it
+	// WithErrorServer (--with-error-server / WITH_ERROR_SERVER): a worker whose model
+	// fails to load serves DRUM's error server (513 answers) instead of failing.
+	WithErrorServer bool `json:"with_error_server,omitempty"`
 
 	// RequestTimeout is the per-request deadline (DRUM_CLIENT_REQUEST_TIMEOUT); 0 = none.
 	RequestTimeout time.Duration `json:"request_timeout"`
@@ -73,6 +76,12 @@ type Config struct {
 	// Inputs for `drum score`.
 	Input  string `json:"input,omitempty"`
 	Output string `json:"output,omitempty"`
+	// Unstructured `drum score`: --content-type (default "text/plain; charset=utf8") and
+	// --query ("a=1&b=2").
+	ContentType string `json:"content_type,omitempty"`
+	Query       string `json:"query,omitempty"`
+	// SparseColumnFile is --sparse-column-file: column names of an .mtx --input.
+	SparseColumnFile string `json:"sparse_column_file,omitempty"`
 }
 
 // IsClassification reports whether the target type produces per-class probabilities.

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/worker/predictor"
 )
 
 // chatSupported is DRUM's supports_chat for a Python model: a chat hook (never loaded
@@ -37,23 +39,149 @@ func (h *handler) chat(ex *exchange) {
 		return
 	}
 	v, ok := parsePyJSON(*buf)
-	putBuf(buf)
 	if !ok {
+		putBuf(buf)
 		ex.fail(errBadRequest)
 		return
 	}
 	if msg := chatParamsError(v); msg != "" {
+		putBuf(buf)
 		ex.message(http.StatusInternalServerError, "ERROR: "+msg)
 		return
 	}
 	switch {
 	case h.chatSupported():
-		h.notImplemented(ex)
+		h.chatCall(ex, buf)
 	case h.cfg.TargetType == config.TargetTextGeneration || h.cfg.TargetType == config.TargetAgenticFlow:
+		putBuf(buf)
 		ex.message(http.StatusNotFound, "ERROR: This model's chat interface was called, but chat() is not implemented.")
 	default:
+		putBuf(buf)
 		ex.message(http.StatusNotFound, "ERROR: This model's chat interface was called, but chat is not supported.")
 	}
+}
+
+// chatCall runs the chat hook. A streamed answer (text/event-stream) goes out chunk by
+// chunk as the hook yields them, without Content-Length; when the hook's iterator fails
+// midway the answer is cut off without "data: [DONE]" and the connection dropped, as
+// DRUM's server does.
+func (h *handler) chatCall(ex *exchange, buf *[]byte) {
+	body := &payload{data: *buf, buf: buf}
+	pieces := &pieceQueue{ready: make(chan struct{}, 1)}
+	req := &predictor.Request{
+		Op:        "chat",
+		Payload:   body.data,
+		Headers:   hookHeaders(ex.r),
+		OnPartial: pieces.push,
+	}
+	type outcome struct {
+		res *predictor.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := h.callWithBody(ex, body, req)
+		done <- outcome{res, err}
+	}()
+	var flusher http.Flusher
+	started := false
+	start := func() {
+		if started {
+			return
+		}
+		started = true
+		ex.w.Header()["Content-Type"] = []string{"text/event-stream; charset=utf-8"}
+		ex.status = http.StatusOK
+		ex.w.WriteHeader(http.StatusOK)
+		flusher, _ = ex.w.(http.Flusher)
+	}
+	writePieces := func() {
+		for _, p := range pieces.take() {
+			start()
+			if !ex.head {
+				_, _ = ex.w.Write(p)
+			}
+		}
+		if started && flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var out outcome
+wait:
+	for {
+		select {
+		case <-pieces.ready:
+			writePieces()
+		case out = <-done:
+			writePieces()
+			break wait
+		}
+	}
+	switch {
+	case out.err != nil && !started:
+		h.callFailed(ex, out.err)
+		return
+	case out.err != nil:
+		h.log.Warn("chat stream failed midway", "error", out.err)
+		panic(http.ErrAbortHandler)
+	case !out.res.Stream && !started:
+		h.sendWhole(ex, out.res)
+		return
+	}
+	start()
+	if flusher != nil {
+		flusher.Flush() // a stream has no Content-Length, however short
+	}
+	if !ex.head {
+		_, _ = ex.w.Write(out.res.Body)
+	}
+	if out.res.StreamError != "" {
+		if flusher != nil {
+			flusher.Flush()
+		}
+		h.log.Warn("chat stream failed midway", "error", out.res.StreamError)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// pieceQueue hands streamed pieces from the predictor's reader goroutine to the request's
+// goroutine without ever blocking the reader.
+type pieceQueue struct {
+	mu     sync.Mutex
+	pieces [][]byte
+	ready  chan struct{} // capacity 1: "there is something to take"
+}
+
+func (q *pieceQueue) push(p []byte) {
+	q.mu.Lock()
+	q.pieces = append(q.pieces, p)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *pieceQueue) take() [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.pieces
+	q.pieces = nil
+	return p
+}
+
+// models is /models and /v1/models (spec §4.8.9).
+func (h *handler) models(ex *exchange) {
+	if h.cfg.TargetType != config.TargetTextGeneration {
+		ex.message(http.StatusNotFound, "ERROR: get_supported_llm_models is supported only for TextGen models")
+		return
+	}
+	res, err := h.keeper.call(ex.r.Context(), h.timeout, &predictor.Request{Op: "models"})
+	if err != nil {
+		h.callFailed(ex, err)
+		return
+	}
+	h.sendWhole(ex, res)
 }
 
 // parsePyJSON decodes body as Flask's request.json does (json.loads on bytes: UTF-8,

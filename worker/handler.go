@@ -155,11 +155,7 @@ func (h *handler) serve(ex *exchange, method string) {
 	case epChat:
 		h.chat(ex)
 	case epModels:
-		if h.cfg.TargetType == config.TargetTextGeneration {
-			h.notImplemented(ex)
-		} else {
-			ex.message(http.StatusNotFound, "ERROR: get_supported_llm_models is supported only for TextGen models")
-		}
+		h.models(ex)
 	case epDirectAccess:
 		ex.message(http.StatusBadRequest, "This endpoint is only supported by OpenAI based predictors")
 	case epStatic:

@@ -9,7 +9,7 @@ import (
 // GET /info/ (spec §10.3), the keys drum knows today plus "drumMode", the server mode
 // actually running. DRUM's drumServer is always "flask" (even under gunicorn); here it is
 // the configured DRUM_SERVER_TYPE, and "flask" when unset as in DRUM.
-// TODO(issue 7): modelMetadata (re-read model-metadata.yaml on each request).
+// modelMetadata is model-metadata.yaml, re-read on each request as DRUM does.
 
 // infoDoc is the /info/ document as generic JSON values (extend it for more keys).
 func (h *handler) infoDoc() map[string]any {
@@ -42,7 +42,16 @@ func (h *handler) infoDoc() map[string]any {
 }
 
 func (h *handler) info(ex *exchange) {
-	ex.send(http.StatusOK, contentTypeJSON, append(appendJSONify(nil, h.infoDoc()), '\n'))
+	doc := h.infoDoc()
+	md, err := config.ReadModelMetadata(h.cfg.CodeDir)
+	if err != nil {
+		ex.message(http.StatusInternalServerError, "ERROR: "+err.Error())
+		return
+	}
+	if md != nil {
+		doc["modelMetadata"] = md
+	}
+	ex.send(http.StatusOK, contentTypeJSON, append(appendJSONify(nil, doc), '\n'))
 }
 
 // modeDoc describes the running server: type, mode, workers, predictors per worker and

@@ -45,6 +45,7 @@ type input struct {
 	noMime     bool   // a file part not named *.mtx: DRUM's mimetype is None
 	charset    string
 	sparseCols []string // from an X.colnames file part; nil without one
+	y          []byte   // the y file part (/transform/ only); nil without one
 }
 
 // extractInput finds the payload in body. contentType is the request's Content-Type as
@@ -100,6 +101,9 @@ func extractInput(contentType string, body []byte) (*input, *httpError) {
 		return nil, &httpError{status: http.StatusUnprocessableEntity, msg: msgSamples}
 	}
 
+	if f := firstFile(files, "y"); f != nil {
+		in.y = f.data
+	}
 	if f := firstFile(files, "X.colnames"); f != nil && len(f.data) > 0 {
 		lines := bytesSplitLines(f.data)
 		in.sparseCols = make([]string, 0, len(lines))

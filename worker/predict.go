@@ -134,33 +134,3 @@ func targetEnum(t string) string {
 	}
 	return "TargetType." + strings.ToUpper(t)
 }
-
-func (h *handler) transform(ex *exchange) {
-	switch h.cfg.TargetType {
-	case config.TargetTransform:
-		h.notImplemented(ex)
-	case config.TargetUnstructured:
-		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
-			targetEnum(h.cfg.TargetType)+", use the /predictUnstructured/ endpoint.")
-	default:
-		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
-			targetEnum(h.cfg.TargetType)+", use the /predict/ endpoint.")
-	}
-}
-
-func (h *handler) predictUnstructured(ex *exchange) {
-	switch {
-	case h.cfg.TargetType == config.TargetUnstructured:
-		h.notImplemented(ex)
-	case h.cfg.TargetType == config.TargetTextGeneration:
-		// DRUM routes textgeneration here too and calls the missing hook.
-		if h.keeper.modelInfo().HasHook("score_unstructured") {
-			h.notImplemented(ex)
-		} else {
-			ex.message(http.StatusInternalServerError, "ERROR: 'NoneType' object is not callable")
-		}
-	default:
-		ex.message(http.StatusUnprocessableEntity, "ERROR: This model has target type "+
-			targetEnum(h.cfg.TargetType)+", use either /predict/ or /predictions/ endpoint.")
-	}
-}

@@ -134,6 +134,9 @@ func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger.With("worker", opts.WorkerID)
 
 	preds, err := startPredictors(ctx, opts.NewPredictor, opts.Concurrency)
+	if err != nil && opts.Config.WithErrorServer && ctx.Err() == nil {
+		return runErrorServer(ctx, opts, log, err) // errorserver.go
+	}
 	if err != nil {
 		err = fmt.Errorf("worker %d: start predictor: %w", opts.WorkerID, err)
 		if opts.Control != nil {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -140,14 +141,22 @@ func serverArgs(command string) []string {
 
 func TestGoldenReplayE2E(t *testing.T) {
 	needPython(t)
-	total, passed := 0, 0
-	for _, model := range []string{"regression", "binary", "multiclass", "custom", "anomaly",
-		"multilabel", "sparse", "textgen", "unstructured", "transform"} {
+	models := []string{"regression", "binary", "multiclass", "custom", "anomaly",
+		"multilabel", "sparse", "textgen", "unstructured", "transform"}
+	type modelRun struct {
+		cases   []*e2eCase
+		codeDir string
+		s       *server
+	}
+	runs := map[string]*modelRun{}
+	// Each model is served with the arguments and environment (server.env) its
+	// recordings name.
+	for _, model := range models {
 		files, _ := filepath.Glob(filepath.Join(goldenDirE2E(), model, "*.json"))
 		if len(files) == 0 {
 			t.Skipf("no golden recordings in %s", goldenDirE2E())
 		}
-		var cases []*e2eCase
+		run := &modelRun{}
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -157,20 +166,27 @@ func TestGoldenReplayE2E(t *testing.T) {
 			if err := json.Unmarshal(b, c); err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
-			cases = append(cases, c)
+			run.cases = append(run.cases, c)
 		}
+		run.codeDir, _ = filepath.Abs(goldenModel(model))
+		runs[model] = run
+	}
+	total, passed := 0, 0
+	for _, model := range models {
+		run := runs[model]
 		t.Run(model, func(t *testing.T) {
-			for k, v := range cases[0].Server.Env {
+			// One server at a time: on a small machine, loading ten models at once is
+			// slower than one after the other.
+			for k, v := range run.cases[0].Server.Env {
 				t.Setenv(k, v)
 			}
-			codeDir, _ := filepath.Abs(goldenModel(model))
-			s := startServerNoWait(t, codeDir, 1, serverArgs(cases[0].Server.Command)...)
-			s.waitReady(60 * time.Second)
+			run.s = startServerNoWait(t, run.codeDir, 1, serverArgs(run.cases[0].Server.Command)...)
+			run.s.waitReady(60 * time.Second)
 			ok := 0
-			for _, c := range cases {
+			for _, c := range run.cases {
 				key := model + "/" + c.Case
 				t.Run(c.Case, func(t *testing.T) {
-					err := replayE2E(t, s.addr, codeDir, c)
+					err := replayE2E(t, run.s.addr, run.codeDir, c)
 					switch {
 					case err == nil:
 						ok++
@@ -182,8 +198,8 @@ func TestGoldenReplayE2E(t *testing.T) {
 					}
 				})
 			}
-			t.Logf("%s: passed %d/%d", model, ok, len(cases))
-			total += len(cases)
+			t.Logf("%s: passed %d/%d", model, ok, len(run.cases))
+			total += len(run.cases)
 			passed += ok
 		})
 	}
@@ -297,8 +313,13 @@ func replayE2E(t *testing.T, addr, codeDir string, c *e2eCase) error {
 		if json.Unmarshal(got, &g) != nil || json.Unmarshal(want, &w) != nil {
 			return fmt.Errorf("/info/ body %q is not JSON", got)
 		}
-		if g["codeDir"] != codeDir {
-			return fmt.Errorf("codeDir %v, want %s", g["codeDir"], codeDir)
+		// DRUM reports the code dir with symlinks resolved (os.path.realpath).
+		want, err := filepath.EvalSymlinks(codeDir)
+		if err != nil {
+			return err
+		}
+		if g["codeDir"] != want {
+			return fmt.Errorf("codeDir %v, want %s", g["codeDir"], want)
 		}
 		delete(g, "drumMode") // drum's deliberate addition: the real server mode
 		g["codeDir"], w["codeDir"] = "", ""
@@ -364,4 +385,176 @@ func numTokens(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestErrorServerE2E: with --with-error-server a model that fails to load is served by
+// DRUM's error server (spec §4.9): 513 with the load error on the liveness and prediction
+// routes, 404 elsewhere, and the server counts as ready.
+func TestErrorServerE2E(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	code := "def load_model(code_dir):\n    raise ValueError('boom')\n\ndef score(data, model, **kw):\n    pass\n"
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerNoWait(t, dir, 1, "--target-type", "regression", "--with-error-server")
+	s.waitReady(30 * time.Second)
+	want := `{"message":"ERROR: An error occurred when loading your artifact: 'load_model' hook failed to load the model. Exception: ValueError('boom')"}` + "\n"
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/", 513}, {"GET", "/ping/", 513}, {"GET", "/ping", 513}, {"GET", "/health/", 513},
+		{"POST", "/predict/", 513}, {"POST", "/predictions/", 513}, {"POST", "/invocations", 513},
+		{"POST", "/transform/", 513}, {"POST", "/predictUnstructured/", 513},
+		{"GET", "/info/", 404}, {"GET", "/capabilities/", 404}, {"POST", "/chat/completions", 404},
+	} {
+		req, _ := http.NewRequest(c.method, s.url(c.path), strings.NewReader("a\n1\n"))
+		status, _, body := s.do(req)
+		if status != c.status {
+			t.Errorf("%s %s: status %d, want %d", c.method, c.path, status, c.status)
+		}
+		if c.status == 513 && string(body) != want {
+			t.Errorf("%s %s: body %q, want %q", c.method, c.path, body, want)
+		}
+	}
+}
+
+// TestScoreUnstructuredAndTransformE2E: drum score for the unstructured and transform
+// golden models (spec §2.3): raw hook output for unstructured (with --content-type and
+// --query), the transformed frame as CSV for transform.
+func TestScoreUnstructuredAndTransformE2E(t *testing.T) {
+	needPython(t)
+	out := filepath.Join(t.TempDir(), "out")
+	run := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(drumBin, append([]string{"score"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("drum score %v: %v\n%s", args, err, stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	u := goldenModel("unstructured")
+	got := run("--code-dir", u, "--target-type", "unstructured", "--input", filepath.Join(u, "requests", "X_5.txt"),
+		"--query", "a=1&a=2", "--output", out)
+	var doc map[string]any
+	if err := json.Unmarshal(got, &doc); err != nil {
+		t.Fatalf("unstructured output %q: %v", got, err)
+	}
+	if doc["mimetype"] != "text/plain" || doc["charset"] != "utf8" || fmt.Sprint(doc["query"]) != "map[a:2]" {
+		t.Errorf("hook kwargs as reported: %s", got)
+	}
+	in, _ := os.ReadFile(filepath.Join(u, "requests", "X_5.txt"))
+	got = run("--code-dir", u, "--target-type", "unstructured", "--input", filepath.Join(u, "requests", "X_5.txt"),
+		"--content-type", "application/octet-stream", "--output", out)
+	for i := range in {
+		if len(got) != len(in) || got[i] != in[len(in)-1-i] {
+			t.Fatalf("bytes output %q is not the input reversed", got)
+		}
+	}
+	tr := goldenModel("transform")
+	got = run("--code-dir", tr, "--target-type", "transform", "--input", filepath.Join(tr, "requests", "X_1.csv"), "--output", out)
+	want := "alcohol,malic_acid,ash,alcalinity_of_ash,magnesium,total_phenols,flavanoids,nonflavanoid_phenols,proanthocyanins,color_intensity,hue,od280/od315_of_diluted_wines,proline\n" +
+		"1.518613,-0.56225,0.232053,-1.169593,1.913905,0.808997,1.034819,-0.659563,1.224884,0.251717,0.362177,1.84792,1.013009\n"
+	if string(got) != want {
+		t.Errorf("transform output\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestChatStreamingE2E: a streamed chat answer reaches the client chunk by chunk, while
+// the hook is still producing (the hook waits for a file the test writes only after the
+// first chunk arrived), and a hook that fails midway cuts the answer off without
+// "data: [DONE]" and without the terminating chunk.
+func TestChatStreamingE2E(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	code := `import json, os, time
+
+class Chunk:
+    object = "chat.completion.chunk"
+    def __init__(self, c):
+        self.c = c
+    def to_json(self, indent=None):
+        return json.dumps({"c": self.c}, separators=(",", ":"))
+
+def load_model(code_dir):
+    return code_dir
+
+def score(data, model, **kwargs):
+    raise NotImplementedError
+
+def chat(params, model, **kwargs):
+    def gen():
+        yield Chunk("first")
+        if params.get("fail"):
+            raise RuntimeError("failing midway as asked")
+        gate = os.path.join(model, "gate")
+        for _ in range(300):
+            if os.path.exists(gate):
+                break
+            time.sleep(0.1)
+        yield Chunk("second")
+    return gen()
+`
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TARGET_NAME", "completion")
+	s := startServerNoWait(t, dir, 1, "--target-type", "textgeneration")
+	s.waitReady(30 * time.Second)
+
+	send := func(body string) (*bufio.Reader, net.Conn) {
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		return bufio.NewReader(conn), conn
+	}
+
+	br, conn := send(`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"datarobot_association_id":"a1"}`)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // the gate is never written before "first"
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream; charset=utf-8" || resp.ContentLength != -1 {
+		t.Fatalf("answer %d %q length %d", resp.StatusCode, ct, resp.ContentLength)
+	}
+	rd := bufio.NewReader(resp.Body)
+	first, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatalf("first chunk not delivered while the hook was still running: %v", err)
+	}
+	if !strings.HasPrefix(first, `data: {"c":"first"`) {
+		t.Fatalf("first line %q", first)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gate"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatalf("rest of the stream: %v", err)
+	}
+	if !strings.Contains(string(rest), `"c":"second"`) || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("rest of the stream %q", rest)
+	}
+
+	br, conn = send(`{"model":"m","messages":[],"stream":true,"fail":true,"datarobot_association_id":"a1"}`)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || err == nil || !strings.HasPrefix(string(got), `data: {"c":"first"`) || strings.Contains(string(got), "[DONE]") {
+		t.Errorf("failing stream: %d %q (read error %v), want the first chunk, then a cut", resp.StatusCode, got, err)
+	}
 }

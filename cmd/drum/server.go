@@ -16,6 +16,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "pid-file", EnvVars: []string{"DRUM_PID_FILE"}, Usage: "write the master's pid here (kept current across SIGHUP upgrades)"},
 		&cli.StringFlag{Name: "log-file", EnvVars: []string{"DRUM_LOG_FILE"}, Usage: "write the log here instead of stderr; SIGUSR1 reopens it (for logrotate)"},
 		&cli.StringFlag{Name: "control-socket", EnvVars: []string{"DRUM_CONTROL_SOCKET"}, Usage: "unix socket for drum ctl (default: drum-PORT.sock in the temp dir; none disables it)"},
+		&cli.BoolFlag{Name: "with-error-server", Usage: "when the model fails to load, serve 513 answers with the error instead of exiting (WITH_ERROR_SERVER=1)"},
 		&cli.BoolFlag{Name: "production", EnvVars: []string{"PRODUCTION"}, Usage: "accepted for DRUM compatibility (deprecated there too)"},
 	)
 	return &cli.Command{
@@ -32,6 +33,7 @@ func runServer(c *cli.Context) error {
 		f.MaxWorkers, f.MaxWorkersSet = c.Int("max-workers"), c.IsSet("max-workers")
 		f.PIDFile = c.String("pid-file")
 		f.ControlSocket = c.String("control-socket")
+		f.WithErrorServer = c.Bool("with-error-server")
 	})
 	if err != nil {
 		return err

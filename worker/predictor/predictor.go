@@ -43,6 +43,25 @@ type Request struct {
 	SparseColNames []string
 	// ScoreOutput is "csv" or "text" for Op "score".
 	ScoreOutput string
+
+	// Op "transform": the optional y file part (CSV), nil without one.
+	Y []byte
+	// Ops "unstructured" and "chat": the query string pairs in order and the request
+	// headers as DRUM hands them to hooks (Title-Case names, values joined by ",").
+	Query   [][2]string
+	Headers [][2]string
+	// Op "unstructured": Payload is the raw body; MimeType/Charset as sent ("" for none).
+
+	// Batch marks a `drum score` call of op "unstructured" or "transform": no headers
+	// kwarg, a None return written as DRUM's text, the transformed frame as plain CSV
+	// (ScoreOutput "csv") or its DataFrame text ("text").
+	Batch bool
+
+	// OnPartial, when set, asks for a streamed answer (op "chat") in pieces: it is called
+	// with each piece, in order, from the predictor's reader goroutine, before Call
+	// returns the final Result (whose Body is then only what follows the pieces). It
+	// must not block for long. Predictors that cannot stream ignore it.
+	OnPartial func(piece []byte)
 }
 
 // Result is a successful answer.
@@ -58,6 +77,13 @@ type Result struct {
 	// ExtraModelOutput is the score hook's extra columns as DRUM serialises them
 	// (pandas to_json, orient "split"), or nil when there are none (Op "predict").
 	ExtraModelOutput []byte
+	// ContentType is the answer's Content-Type for ops whose answer is a whole HTTP body
+	// ("transform", "unstructured", "chat", "models"), carried in Body.
+	ContentType string
+	// Stream says Body is a text/event-stream answer (op "chat"); StreamError is set when
+	// the hook's iterator failed after Body: the answer must then be cut off.
+	Stream      bool
+	StreamError string
 }
 
 // Info is what the predictor reported once the model was loaded.

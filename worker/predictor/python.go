@@ -1,6 +1,7 @@
 package predictor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,8 @@ type Python struct {
 	nextID  atomic.Uint64
 	mu      sync.Mutex
 	pending map[uint64]chan callResult
+	// partials are the OnPartial callbacks of pending calls that asked for them.
+	partials map[uint64]func([]byte)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -137,6 +140,7 @@ func startPython(ctx context.Context, cfg Config) (*Python, error) {
 		hello:      make(chan helloMeta, 1),
 		readerDone: make(chan struct{}),
 		pending:    map[uint64]chan callResult{},
+		partials:   map[uint64]func([]byte){},
 	}
 	p.logDone.Add(2)
 	go func() {
@@ -282,9 +286,20 @@ func (p *Python) readReplies() {
 				p.hello <- h
 			}
 		case ipc.KindReply:
+			if bytes.HasPrefix(f.Meta, partialMeta) {
+				// One piece of a streamed answer; the call goes on.
+				p.mu.Lock()
+				fn := p.partials[f.ID]
+				p.mu.Unlock()
+				if fn != nil {
+					fn(append([]byte(nil), f.Data...))
+				}
+				continue
+			}
 			p.mu.Lock()
 			ch := p.pending[f.ID]
 			delete(p.pending, f.ID)
+			delete(p.partials, f.ID)
 			p.mu.Unlock()
 			if ch == nil {
 				p.log.Debug("dropping reply to a call that was abandoned", "id", f.ID)
@@ -361,6 +376,11 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 		Format:         req.Format,
 		SparseColNames: req.SparseColNames,
 		ScoreOutput:    req.ScoreOutput,
+		Y:              req.Y,
+		Query:          req.Query,
+		Headers:        req.Headers,
+		Batch:          req.Batch,
+		Partials:       req.OnPartial != nil,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode predictor request: %w", err)
@@ -369,6 +389,9 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 	ch := make(chan callResult, 1)
 	p.mu.Lock()
 	p.pending[id] = ch
+	if req.OnPartial != nil {
+		p.partials[id] = req.OnPartial
+	}
 	p.mu.Unlock()
 
 	// The write may block while the bridge is still busy with an abandoned call and the
@@ -424,6 +447,7 @@ func (p *Python) abandon(id uint64, err error) error {
 func (p *Python) forget(id uint64) {
 	p.mu.Lock()
 	delete(p.pending, id)
+	delete(p.partials, id)
 	p.mu.Unlock()
 }
 

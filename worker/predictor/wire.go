@@ -34,26 +34,38 @@ type helloMeta struct {
 
 // requestMeta describes one call; the payload travels as frame data.
 type requestMeta struct {
-	Op             string   `json:"op"`
-	MimeType       string   `json:"mimetype"`
-	NoMimeType     bool     `json:"mimetype_none,omitempty"`
-	Charset        string   `json:"charset,omitempty"`
-	Format         string   `json:"format,omitempty"`
-	SparseColNames []string `json:"sparse_colnames,omitempty"`
-	ScoreOutput    string   `json:"score_output,omitempty"`
+	Op             string      `json:"op"`
+	MimeType       string      `json:"mimetype"`
+	NoMimeType     bool        `json:"mimetype_none,omitempty"`
+	Charset        string      `json:"charset,omitempty"`
+	Format         string      `json:"format,omitempty"`
+	SparseColNames []string    `json:"sparse_colnames,omitempty"`
+	ScoreOutput    string      `json:"score_output,omitempty"`
+	Y              []byte      `json:"y,omitempty"`
+	Query          [][2]string `json:"query,omitempty"`
+	Headers        [][2]string `json:"headers,omitempty"`
+	Batch          bool        `json:"batch,omitempty"`
+	Partials       bool        `json:"partials,omitempty"` // the caller takes a streamed answer in pieces
 }
+
+// partialMeta starts the meta of a reply frame that is one piece of a streamed answer
+// (the bridge writes exactly {"partial":true}); the call's final reply follows.
+var partialMeta = []byte(`{"partial":true`)
 
 // replyMeta is the answer; data is a float64 matrix ("f8"), JSON ("json") or text
 // ("csv", "text").
 type replyMeta struct {
-	OK        bool     `json:"ok"`
-	Columns   []string `json:"columns"`
-	Rows      int      `json:"rows"`
-	DType     string   `json:"dtype"`
-	ExtraJSON *string  `json:"extra_json"`
-	Status    int      `json:"status"`
-	Message   string   `json:"message"`
-	UserError bool     `json:"user_error"`
+	OK          bool     `json:"ok"`
+	Columns     []string `json:"columns"`
+	Rows        int      `json:"rows"`
+	DType       string   `json:"dtype"`
+	ExtraJSON   *string  `json:"extra_json"`
+	Status      int      `json:"status"`
+	Message     string   `json:"message"`
+	UserError   bool     `json:"user_error"`
+	ContentType string   `json:"content_type"`
+	Stream      bool     `json:"stream"`
+	StreamError string   `json:"stream_error"`
 }
 
 // decodeReply turns a reply frame into a Result or a *ModelError. meta and data alias the
@@ -70,7 +82,8 @@ func decodeReply(meta, data []byte) (*Result, error) {
 		}
 		return nil, &ModelError{Status: status, Message: m.Message, UserError: m.UserError}
 	}
-	res := &Result{Columns: m.Columns, Rows: m.Rows}
+	res := &Result{Columns: m.Columns, Rows: m.Rows, ContentType: m.ContentType,
+		Stream: m.Stream, StreamError: m.StreamError}
 	if m.ExtraJSON != nil {
 		res.ExtraModelOutput = []byte(*m.ExtraJSON)
 	}

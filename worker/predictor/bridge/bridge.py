@@ -571,6 +571,18 @@ def marshal_predictions(request_labels, predictions, target_type, model_labels=N
 # Input (structured_input_read_utils.py).
 
 
+# DRUM echoes the whole body in this message (400 KB in, 600 KB out); drum keeps DRUM's
+# exact text up to this many bytes and truncates beyond (a deliberate difference).
+BODY_EXCERPT_BYTES = 1024
+
+
+def _body_excerpt(binary_data):
+    data = bytes(binary_data[: BODY_EXCERPT_BYTES + 1])
+    if len(data) <= BODY_EXCERPT_BYTES:
+        return str(data)
+    return "{}... (truncated: {} bytes in all)".format(data[:BODY_EXCERPT_BYTES], len(binary_data))
+
+
 def read_structured_input(binary_data, mimetype, sparse_colnames):
     import pandas as pd
 
@@ -596,7 +608,7 @@ def read_structured_input(binary_data, mimetype, sparse_colnames):
         return df
     except pd.errors.ParserError:
         raise DrumCommonException(
-            "Pandas failed to read input binary data {}".format(bytes(binary_data))
+            "Pandas failed to read input binary data {}".format(_body_excerpt(binary_data))
         )
 
 
@@ -972,6 +984,345 @@ def handle_score(model, meta, payload):
     return reply, text.encode("utf-8")
 
 
+
+# ---------------------------------------------------------------------------------------------
+# /transform/ (predict_mixin.do_transform, transform_helpers.py).
+
+
+def _make_csv_payload(frame):
+    columns = []
+    for c in frame.columns:
+        name = str(c).strip().replace("\n", "\\n")
+        if not name:
+            raise ValueError("Column names must not be empty")
+        columns.append(name)
+    frame = frame.copy()
+    frame.columns = columns
+    text = frame.to_csv(index=False, lineterminator="\r\n")
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    return text.encode("utf-8")
+
+
+def _is_sparse_output(frame):
+    import scipy.sparse
+
+    if hasattr(frame, "sparse"):
+        try:
+            frame.sparse
+            return True
+        except AttributeError:
+            pass
+    try:
+        return scipy.sparse.issparse(frame.iloc[0, 0]) if frame.shape[0] and frame.shape[1] else False
+    except Exception:
+        return False
+
+
+def _multipart(parts):
+    """requests_toolbelt's MultipartEncoder: (name, filename or None, bytes) parts."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, filename, data in parts:
+        out.write(b"--" + boundary.encode() + b"\r\n")
+        if filename is None:
+            out.write(('Content-Disposition: form-data; name="%s"\r\n\r\n' % name).encode())
+        else:
+            out.write(
+                (
+                    'Content-Disposition: form-data; name="%s"; filename="%s"\r\n'
+                    "Content-Type: application/octet-stream\r\n\r\n" % (name, filename)
+                ).encode()
+            )
+        out.write(data)
+        out.write(b"\r\n")
+    out.write(b"--" + boundary.encode() + b"--\r\n")
+    return "multipart/form-data; boundary=" + boundary, out.getvalue()
+
+
+def handle_transform(model, meta, payload):
+    import base64
+
+    import pandas as pd
+
+    mimetype = None if meta.get("mimetype_none") else meta.get("mimetype", "")
+    if meta.get("format") == "mtx":
+        mimetype = "text/mtx"
+    sparse_colnames = _sparse_colnames(meta)
+    if "read_input_data" in model.hooks:
+        try:
+            data = model.hooks["read_input_data"](payload)
+        except Exception as exc:
+            raise wrap_hook_error(exc, "Model 'read_input_data' hook failed to read input data.")
+    else:
+        data = read_structured_input(payload, mimetype, sparse_colnames)
+    y = None
+    if meta.get("y"):
+        y = pd.read_csv(io.BytesIO(base64.b64decode(meta["y"])))
+    if "transform" in model.hooks:
+        try:
+            out = model.hooks["transform"](data, model.model)
+        except Exception as exc:
+            raise wrap_hook_error(exc, "Model 'transform hook' failed to transform dataset.")
+    else:
+        try:
+            out = pd.DataFrame(model.model.transform(data))
+        except Exception as exc:
+            raise wrap_hook_error(exc, "Failure when transforming data.")
+    if isinstance(out, tuple):
+        raise DrumCommonException("Transformation of the target variable is not supported by DRUM.")
+    _validate_frame(out, "transform")
+    if out.shape[0] != data.shape[0]:
+        raise ValueError(
+            "Transformation resulted in different number of rows than original data"
+        )
+    if meta.get("batch"):
+        # drum score: the transformed frame as CSV, or printed as DRUM prints it.
+        if _is_sparse_output(out):
+            out = out.sparse.to_dense()
+        text = out.to_csv(index=False)
+        if meta.get("score_output") == "text":
+            text = str(pd.read_csv(io.StringIO(text))) + "\n"
+        return {"ok": True, "dtype": "bytes", "content_type": "text/csv"}, text.encode("utf-8")
+    parts = []
+    if _is_sparse_output(out):
+        from scipy.io import mmwrite
+
+        buf = io.BytesIO()
+        mmwrite(buf, out.sparse.to_coo())
+        parts.append(("X.format", None, b"sparse"))
+        parts.append(("X.transformed", "X.transformed", buf.getvalue()))
+        parts.append(
+            ("X.colnames", "X.colnames", "\n".join(str(c) for c in out.columns).encode("utf-8"))
+        )
+    else:
+        parts.append(("X.format", None, b"csv"))
+        parts.append(("X.transformed", "X.transformed", _make_csv_payload(out)))
+    if y is not None:
+        parts.append(("y.format", None, b"csv"))
+        parts.append(("y.transformed", "y.transformed", _make_csv_payload(y)))
+    content_type, body = _multipart(parts)
+    return {"ok": True, "dtype": "bytes", "content_type": content_type}, body
+
+
+# ---------------------------------------------------------------------------------------------
+# Unstructured (unstructured_helpers.py, PythonModelAdapter.predict_unstructured).
+
+
+class QueryDict(dict):
+    """Werkzeug's ImmutableMultiDict as far as hooks look: first values, getlist."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self._lists = {}
+        for k, v in pairs:
+            self._lists.setdefault(k, []).append(v)
+            if k not in self:
+                dict.__setitem__(self, k, v)
+
+    def getlist(self, key, type=None):
+        values = self._lists.get(key, [])
+        return [type(v) for v in values] if type else list(values)
+
+    def lists(self):
+        return iter(self._lists.items())
+
+    def to_dict(self, flat=True):
+        return dict(self) if flat else {k: list(v) for k, v in self._lists.items()}
+
+
+def _is_text_mimetype(mimetype):
+    return mimetype is not None and (mimetype.startswith("text/") or mimetype == "application/json")
+
+
+def _headers_dict(meta):
+    return {k: v for k, v in meta.get("headers") or []}
+
+
+def handle_unstructured(model, meta, payload):
+    hook = model.hooks.get("score_unstructured")
+    mimetype = meta.get("mimetype") or ""
+    charset = meta.get("charset") or None
+    kwargs = {}
+    if not mimetype:
+        mimetype = "text/plain"
+    if _is_text_mimetype(mimetype):
+        charset = charset or "utf-8"
+        data = bytes(payload).decode(charset)
+    else:
+        data = bytes(payload)
+    kwargs["mimetype"] = mimetype
+    if charset is not None:
+        kwargs["charset"] = charset
+    if meta.get("batch"):
+        kwargs["query"] = dict(meta.get("query") or [])  # a plain dict, last value wins
+    else:
+        kwargs["query"] = QueryDict(meta.get("query") or [])
+        kwargs["headers"] = _headers_dict(meta)
+    if hook is None:
+        raise TypeError("'NoneType' object is not callable")
+    result = hook(model.model, data, **kwargs)
+
+    response_kwargs = None
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise DrumCommonException(
+                "In unstructured mode predictions of type tuple must have length = 2, but received length = {}".format(
+                    len(result)
+                )
+            )
+        result, response_kwargs = result
+        if response_kwargs is not None and not isinstance(response_kwargs, dict):
+            raise DrumCommonException(
+                "In unstructured mode second element of the tuple must be a dict, but received: {}".format(
+                    type(response_kwargs)
+                )
+            )
+    if result is not None and not isinstance(result, (str, bytes)):
+        raise DrumCommonException(
+            "In unstructured mode predictions of type {} are not supported. Only str, bytes or None can be returned".format(
+                type(result)
+            )
+        )
+    response_kwargs = response_kwargs or {}
+    out_mimetype = response_kwargs.get("mimetype")
+    out_charset = response_kwargs.get("charset")
+    if result is None and meta.get("batch"):
+        body = b"Return value from prediction is: None (NULL in R)"
+        out_mimetype = out_mimetype or "text/plain"
+        out_charset = out_charset or "utf-8"
+    elif result is None:
+        body = b""
+        out_mimetype = out_mimetype or "text/plain"
+        out_charset = out_charset or "utf-8"
+    elif isinstance(result, str):
+        out_mimetype = out_mimetype or "text/plain"
+        out_charset = out_charset or "utf-8"
+        body = result.encode(out_charset)
+    else:
+        out_mimetype = out_mimetype or "application/octet-stream"
+        body = result
+    content_type = out_mimetype if not out_charset else "{}; charset={}".format(out_mimetype, out_charset)
+    return {"ok": True, "dtype": "bytes", "content_type": content_type}, body
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat and models (PythonPredictor.chat, prediction_server.py).
+
+
+def _jsonify(value):
+    """Flask 2.2's jsonify: sorted keys, compact, ASCII, a final newline."""
+    return (json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def _hook_takes_headers(fn):
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    params = list(params)
+    return any(p.kind == p.VAR_KEYWORD for p in params) or len(params) > 2
+
+
+# Writes one piece of the current call's streamed answer (set by serve for each call).
+_PARTIAL_WRITER = None
+
+
+def handle_chat(model, meta, payload):
+    import uuid
+
+    params = json.loads(bytes(payload).decode("utf-8-sig"))
+    hook = model.hooks.get("chat")
+    association_id = params.get("datarobot_association_id", None) or str(uuid.uuid4())
+    # An exception from the hook is answered as DRUM answers it: 500 "ERROR: <exc>", or
+    # the status of a CustomHTTPError (error_reply).
+    if _hook_takes_headers(hook):
+        result = hook(params, model.model, headers=_headers_dict(meta))
+    else:
+        result = hook(params, model.model)
+
+    if getattr(result, "object", None) == "chat.completion":
+        doc = result.to_dict()
+        doc["datarobot_association_id"] = association_id
+        return {"ok": True, "dtype": "bytes", "content_type": "application/json"}, _jsonify(doc)
+
+    try:
+        it = iter(result)
+    except TypeError:
+        it = None
+    first = None
+    empty = False
+    if it is not None:
+        try:
+            first = next(it)
+        except StopIteration:
+            empty = True
+    if not empty and (
+        first is None
+        or not (
+            type(first).__name__ == "ChatCompletionChunk"
+            or getattr(first, "object", None) == "chat.completion.chunk"
+        )
+    ):
+        raise DrumCommonException(
+            "Expected response to be ChatCompletion or Iterable[ChatCompletionChunk]. Actual response type: {}".format(
+                type(result)
+            )
+        )
+    out = io.BytesIO()
+    stream_error = ""
+    partial = _PARTIAL_WRITER if meta.get("partials") else None
+    if not empty:
+        chunk = first
+        try:
+            while True:
+                setattr(chunk, "datarobot_association_id", association_id)
+                event = ("data: " + chunk.to_json(indent=None) + "\n\n").encode("utf-8")
+                if partial is not None:
+                    partial(event)  # sent at once: the client sees each chunk as it comes
+                else:
+                    out.write(event)
+                chunk = next(it)
+        except StopIteration:
+            pass
+        except Exception as exc:
+            log("error", "chat stream failed: %r" % (exc,), traceback=traceback.format_exc())
+            stream_error = str(exc) or type(exc).__name__
+    if not stream_error:
+        out.write(b"data: [DONE]\n\n")
+    reply = {
+        "ok": True,
+        "dtype": "bytes",
+        "content_type": "text/event-stream; charset=utf-8",
+        "stream": True,
+        "stream_error": stream_error,
+    }
+    return reply, out.getvalue()
+
+
+def handle_models(model, meta, payload):
+    hook = model.hooks.get("get_supported_llm_models")
+    if hook is not None:
+        items = hook(model.model)
+        data = [m.to_dict() for m in items if getattr(m, "object", None) == "model"]
+    else:
+        data = []
+        raw = os.environ.get("MLOPS_RUNTIME_PARAM_LLM_ID")
+        if raw:
+            try:
+                llm_id = json.loads(raw).get("payload")
+            except Exception:
+                llm_id = raw
+            if llm_id:
+                data = [{"created": 1735689600, "id": llm_id, "object": "model", "owned_by": "DataRobot"}]
+    body = _jsonify({"data": data, "object": "list"})
+    return {"ok": True, "dtype": "bytes", "content_type": "application/json"}, body
+
+
 def error_reply(exc):
     if is_user_error(exc):
         return {
@@ -989,7 +1340,15 @@ def handle_ping(model, meta, payload):
     return {"ok": True, "pid": os.getpid()}, payload
 
 
-HANDLERS = {"predict": handle_predict, "score": handle_score, "ping": handle_ping}
+HANDLERS = {
+    "predict": handle_predict,
+    "score": handle_score,
+    "ping": handle_ping,
+    "transform": handle_transform,
+    "unstructured": handle_unstructured,
+    "chat": handle_chat,
+    "models": handle_models,
+}
 
 
 def serve(model, reader, writer):
@@ -1006,6 +1365,8 @@ def serve(model, reader, writer):
             log("warn", "ignoring frame of unexpected kind", kind=kind, id=fid)
             continue
         started = time.monotonic()
+        global _PARTIAL_WRITER
+        _PARTIAL_WRITER = lambda data, _fid=fid: writer.write(KIND_REPLY, _fid, {"partial": True}, data)
         try:
             meta = json.loads(meta_b or b"{}")
             op = meta.get("op", "predict")
