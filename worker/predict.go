@@ -23,46 +23,11 @@ func (h *handler) predict(ex *exchange) {
 			"ERROR: This model has target type 'unstructured', use the /predictUnstructured/ or /predictionsUnstructured/ endpoint.")
 		return
 	}
-	if err := h.keeper.overloaded(); err != nil {
-		// Turned away before the body is read: overload costs no upload.
-		h.callFailed(ex, err)
+	req, body, ok := h.readStructured(ex, "predict")
+	if !ok {
 		return
 	}
-	body, herr := h.readPayload(ex.r)
-	if herr != nil {
-		ex.fail(herr)
-		return
-	}
-	in, herr := extractInput(latin1(contentType(ex.r)), body.data)
-	if herr != nil {
-		body.release()
-		ex.fail(herr)
-		return
-	}
-	format := payloadFormat(in.mimeType)
-	if format == "" && !h.keeper.modelInfo().HasHook("read_input_data") {
-		body.release()
-		ex.message(http.StatusUnprocessableEntity, msgUnsupportedFormat(in.mimeType))
-		return
-	}
-	req := &predictor.Request{
-		Op:             "predict",
-		MimeType:       in.mimeType,
-		NoMimeType:     in.noMime,
-		Charset:        in.charset,
-		Format:         format,
-		Payload:        in.payload,
-		SparseColNames: in.sparseCols,
-	}
-	res, err := h.keeper.call(ex.r.Context(), h.timeout, req)
-	var me *predictor.ModelError
-	if err == nil || errors.As(err, &me) || isRejection(err) {
-		// The predictor answered, so it has read the whole payload (or it never got
-		// it). After any other failure a write of it may still be in progress.
-		body.release()
-	} else {
-		body.abandon()
-	}
+	res, err := h.callWithBody(ex, body, req)
 	if err != nil {
 		h.callFailed(ex, err)
 		return
@@ -75,6 +40,56 @@ func (h *handler) predict(ex *exchange) {
 		return
 	}
 	ex.send(http.StatusOK, contentTypeJSON, *out)
+}
+
+// admit turns a request away while the worker is overloaded, before its body is read
+// (overload costs no upload), then reads the body. ok=false: the client is answered.
+func (h *handler) admit(ex *exchange) (*payload, bool) {
+	if err := h.keeper.overloaded(); err != nil {
+		h.callFailed(ex, err)
+		return nil, false
+	}
+	body, herr := h.readPayload(ex.r)
+	if herr != nil {
+		ex.fail(herr)
+		return nil, false
+	}
+	return body, true
+}
+
+// readStructured is the input side of /predict/ and /transform/: admission, the body,
+// DRUM's payload extraction (multipart X or raw body) and its format check. ok=false:
+// the client is answered.
+func (h *handler) readStructured(ex *exchange, op string) (*predictor.Request, *payload, bool) {
+	body, ok := h.admit(ex)
+	if !ok {
+		return nil, nil, false
+	}
+	in, herr := extractInput(latin1(contentType(ex.r)), body.data)
+	if herr != nil {
+		body.release()
+		ex.fail(herr)
+		return nil, nil, false
+	}
+	format := payloadFormat(in.mimeType)
+	if format == "" && !h.keeper.modelInfo().HasHook("read_input_data") {
+		body.release()
+		ex.message(http.StatusUnprocessableEntity, msgUnsupportedFormat(in.mimeType))
+		return nil, nil, false
+	}
+	req := &predictor.Request{
+		Op:             op,
+		MimeType:       in.mimeType,
+		NoMimeType:     in.noMime,
+		Charset:        in.charset,
+		Format:         format,
+		Payload:        in.payload,
+		SparseColNames: in.sparseCols,
+	}
+	if op == "transform" {
+		req.Y = in.y // only /transform/ takes a target part
+	}
+	return req, body, true
 }
 
 // callFailed answers a failed predictor call.

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/drum-go/drum/config"
-	"github.com/drum-go/drum/worker/predictor"
 )
 
 // transform is DRUM's /transform/ (spec §4.8.5): X as for predictions (multipart part,
@@ -22,36 +21,9 @@ func (h *handler) transform(ex *exchange) {
 			targetEnum(h.cfg.TargetType)+", use the /predict/ endpoint.")
 		return
 	}
-	if err := h.keeper.overloaded(); err != nil {
-		h.callFailed(ex, err)
+	req, body, ok := h.readStructured(ex, "transform")
+	if !ok {
 		return
-	}
-	body, herr := h.readPayload(ex.r)
-	if herr != nil {
-		ex.fail(herr)
-		return
-	}
-	in, herr := extractInput(latin1(contentType(ex.r)), body.data)
-	if herr != nil {
-		body.release()
-		ex.fail(herr)
-		return
-	}
-	format := payloadFormat(in.mimeType)
-	if format == "" && !h.keeper.modelInfo().HasHook("read_input_data") {
-		body.release()
-		ex.message(http.StatusUnprocessableEntity, msgUnsupportedFormat(in.mimeType))
-		return
-	}
-	req := &predictor.Request{
-		Op:             "transform",
-		MimeType:       in.mimeType,
-		NoMimeType:     in.noMime,
-		Charset:        in.charset,
-		Format:         format,
-		Payload:        in.payload,
-		SparseColNames: in.sparseCols,
-		Y:              in.y,
 	}
 	res, err := h.callWithBody(ex, body, req)
 	if err != nil {

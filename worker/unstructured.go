@@ -36,13 +36,8 @@ func (h *handler) predictUnstructured(ex *exchange) {
 			charset = *c
 		}
 	}
-	if err := h.keeper.overloaded(); err != nil {
-		h.callFailed(ex, err)
-		return
-	}
-	body, herr := h.readPayload(ex.r)
-	if herr != nil {
-		ex.fail(herr)
+	body, ok := h.admit(ex)
+	if !ok {
 		return
 	}
 	req := &predictor.Request{
