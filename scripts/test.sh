@@ -12,3 +12,19 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 -timeout 15m ./... "$@"
+
+# Fuzz the parsers briefly on every run (the seeds already ran above); FUZZTIME=0 skips.
+fuzztime=${FUZZTIME:-5s}
+if [ "$fuzztime" != 0 ]; then
+  for target in config:FuzzRuntimeParam worker:FuzzExtractInput worker:FuzzFormatFloat; do
+    pkg=${target%%:*} name=${target#*:}
+    echo "fuzz $name ($fuzztime)"
+    log=$(mktemp)
+    if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg" >"$log" 2>&1; then
+      cat "$log"   # the failing input is saved under $pkg/testdata/fuzz/$name
+      exit 1
+    fi
+    tail -n 1 "$log"
+    rm -f "$log"
+  done
+fi
