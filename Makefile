@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/drum
 
-.PHONY: all setup build demo test vet clean
+.PHONY: all setup build demo test vet clean bench bench-quick
 
 all: build
 
@@ -19,6 +19,14 @@ demo: setup build
 
 test: setup
 	scripts/test.sh
+
+# Benchmarks against a Flask+gunicorn baseline (scripts/bench.sh; installs flask and
+# gunicorn through apt on first use). Results go to scripts/bench/results/.
+bench:
+	scripts/bench.sh
+
+bench-quick:
+	scripts/bench.sh --quick
 
 vet:
 	$(GO) vet ./...
