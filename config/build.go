@@ -187,8 +187,8 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 			return nil, fmt.Errorf("runtime parameter DRUM_GUNICORN_LOG_LEVEL: %w", err)
 		}
 	}
-	if v, _ := env("DRUM_LOG_FORMAT"); strings.EqualFold(v, "json") {
-		cfg.LogJSON = true
+	if err := buildOperability(cfg, f.Command, env); err != nil { // operability.go
+		return nil, err
 	}
 	cfg.Python = f.Python
 	return cfg, nil

@@ -68,6 +68,9 @@ type Config struct {
 	// Serving: server type, back-pressure, body and slow-client limits (serving.go).
 	Serving
 
+	// Operability: metrics, access log, auth, extra headers, CORS (operability.go).
+	Operability
+
 	// Recycling: a worker that has served MaxRequests (plus up to MaxRequestsJitter,
 	// drawn per worker) is replaced; 0 = never.
 	MaxRequests       int `json:"max_requests"`

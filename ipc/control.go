@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // Control-channel payloads (frame meta, JSON). The master sends KindConfig first, then
@@ -44,6 +46,32 @@ type Counters struct {
 	// long the predictor took (seconds).
 	QueueTime   Histogram `json:"queue_time"`
 	PredictTime Histogram `json:"predict_time"`
+	// Active counts the HTTP requests being answered (every route); Requests holds the
+	// duration histogram of answered HTTP requests by RequestKey (route, method, status).
+	Active   int64                `json:"active_requests,omitempty"`
+	Requests map[string]Histogram `json:"requests,omitempty"`
+}
+
+// RequestKey joins a route template, a method and a status code into a Requests key.
+func RequestKey(route, method string, status int) string {
+	return route + " " + method + " " + strconv.Itoa(status)
+}
+
+// SplitRequestKey is RequestKey's inverse (ok is false for a malformed key).
+func SplitRequestKey(key string) (route, method string, status int, ok bool) {
+	i := strings.LastIndexByte(key, ' ')
+	if i < 0 {
+		return "", "", 0, false
+	}
+	st, err := strconv.Atoi(key[i+1:])
+	if err != nil {
+		return "", "", 0, false
+	}
+	j := strings.LastIndexByte(key[:i], ' ')
+	if j < 0 {
+		return "", "", 0, false
+	}
+	return key[:j], key[j+1 : i], st, true
 }
 
 // Reasons a request was rejected without a predictor.
@@ -82,6 +110,15 @@ func (c *Counters) Add(o Counters) {
 	c.Spooled += o.Spooled
 	c.QueueTime.Add(o.QueueTime)
 	c.PredictTime.Add(o.PredictTime)
+	c.Active += o.Active
+	for k, v := range o.Requests {
+		if c.Requests == nil {
+			c.Requests = map[string]Histogram{}
+		}
+		h := c.Requests[k] // a copy; Add never writes into o's slices
+		h.Add(v)
+		c.Requests[k] = h
+	}
 }
 
 // LatencyBounds are the upper bounds (seconds, inclusive) of every latency histogram's

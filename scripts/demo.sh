@@ -18,7 +18,7 @@ if curl -s -o /dev/null "http://$ADDR/" 2>/dev/null; then
 fi
 
 echo "demo: bin/drum server --code-dir examples/diabetes --target-type regression --address $ADDR --max-workers 2"
-bin/drum server --code-dir examples/diabetes --target-type regression --address "$ADDR" --max-workers 2 >"$LOG" 2>&1 &
+DRUM_LOG_FORMAT=${DRUM_LOG_FORMAT:-text} bin/drum server --code-dir examples/diabetes --target-type regression --address "$ADDR" --max-workers 2 >"$LOG" 2>&1 &
 pid=$!
 stop() {
   if kill -0 "$pid" 2>/dev/null; then

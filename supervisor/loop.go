@@ -46,6 +46,7 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) error {
 				if m.ctlLn != nil {
 					_ = m.ctlLn.Close() // drum ctl now reaches the new master
 				}
+				m.stopMetrics() // so does /metrics on DRUM_METRICS_ADDRESS
 				for _, w := range m.all() {
 					w.killedFor = "upgrade"
 				}
@@ -460,6 +461,7 @@ func (m *master) broadcastStats() {
 		})
 		st.Total.Add(w.counters)
 	}
+	m.publishStats(st) // for /metrics (metrics.go)
 	meta, err := json.Marshal(st)
 	if err != nil {
 		m.log.Error("encode server stats", "error", err)

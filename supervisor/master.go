@@ -66,6 +66,7 @@ type master struct {
 	ctl          chan ctlCall        // drum ctl requests for the loop
 	ctlLn        net.Listener        // the control socket, if any
 	lastStats    time.Time           // last stats broadcast
+	metrics      metricsState        // /metrics on DRUM_METRICS_ADDRESS (metrics.go)
 }
 
 // Run starts the master and blocks until it has stopped. It returns nil after a clean
@@ -150,6 +151,11 @@ func Run(ctx context.Context, opts Options) error {
 		// upgrade the old master keeps answering drum ctl until it hands over.
 		m.ctlLn = cl
 	}
+
+	if err := m.serveMetrics(upg.Listen); err != nil { // metrics.go
+		return fmt.Errorf("master: metrics address %s: %w", cfg.MetricsAddress, err)
+	}
+	defer m.stopMetrics()
 
 	sigs := opts.Signals
 	if sigs == nil {

@@ -13,6 +13,7 @@ type counters struct {
 	inFlight, queued, admitted, completed, failed, timedOut, restarts, spooled atomic.Int64
 	rejected                                                                   [len(rejectReasons)]atomic.Int64
 	queueTime, predictTime                                                     histogram
+	http                                                                       httpStats // metrics.go
 }
 
 // rejectReasons index counters.rejected.
@@ -44,6 +45,7 @@ func (c *counters) snapshot() ipc.Counters {
 		QueueTime:         c.queueTime.snapshot(),
 		PredictTime:       c.predictTime.snapshot(),
 	}
+	c.http.fill(&s)
 	for i, r := range rejectReasons {
 		if n := c.rejected[i].Load(); n > 0 {
 			if s.Rejected == nil {

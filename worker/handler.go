@@ -32,6 +32,8 @@ type handler struct {
 	bodyTimeout    time.Duration
 	overloadStatus int           // 503 or 429
 	status         *statusSource // for /info/ and /stats/ (stats.go)
+	guard          *guard        // auth, extra headers, CORS (auth.go); nil for none
+	accessLogOn    bool          // one info line per request (auth.go)
 }
 
 // exchange is one request being answered.
@@ -40,6 +42,7 @@ type exchange struct {
 	r      *http.Request
 	head   bool
 	status int
+	route  string // the matched rule's path, for metrics
 }
 
 // send writes a complete answer. HEAD answers carry the headers of the GET answer.
@@ -77,17 +80,31 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["X_Request_ID"] = []string{id}
 	w.Header()["X-Drum-Version"] = []string{config.Version}
 	method := strings.ToUpper(r.Method)
-	ex := &exchange{w: w, r: r, head: method == http.MethodHead}
+	mw := &metricsWriter{ResponseWriter: w} // metrics.go
+	ex := &exchange{w: mw, r: r, head: method == http.MethodHead, route: routeUnmatched}
+	c := h.counters()
+	c.http.active.Add(1)
+	defer c.http.active.Add(-1)
 	h.limitBodyTime(w, r)
-	h.serve(ex, method)
-	if ex.status >= 400 {
-		args := []any{"method", r.Method, "path", r.URL.RequestURI(), "status", ex.status,
-			"duration", time.Since(start), "request_id", id}
-		if ex.status >= 500 {
+	if !h.guard.headers(ex, method) { // auth.go: a CORS preflight is answered there
+		h.serve(ex, method)
+	}
+	if mw.status == 0 {
+		mw.status = max(ex.status, http.StatusOK)
+	}
+	d := time.Since(start)
+	c.http.observe(ex.route, method, mw.status, d)
+	if mw.status >= 400 {
+		args := []any{"method", r.Method, "path", r.URL.RequestURI(), "status", mw.status,
+			"duration_ms", durationMS(d), "request_id", id}
+		if mw.status >= 500 {
 			h.log.Warn("request failed", args...)
-		} else {
+		} else if !h.accessLogOn {
 			h.log.Info("request failed", args...)
 		}
+	}
+	if h.accessLogOn {
+		h.accessLog(ex, mw, id, d)
 	}
 }
 
@@ -106,6 +123,12 @@ func (h *handler) serve(ex *exchange, method string) {
 	// WSGI decodes the path as UTF-8 with replacement characters.
 	path := strings.ToValidUTF8(ex.r.URL.Path, "\ufffd")
 	m := h.router.match(path, method)
+	if m.kind == routeMatched {
+		ex.route = m.rule.path
+		if h.guard.deny(ex, m.rule.endpoint) { // auth.go
+			return
+		}
+	}
 	switch m.kind {
 	case routeNotFound:
 		ex.send(http.StatusNotFound, contentTypeHTML, []byte(page404))
@@ -164,6 +187,9 @@ func (h *handler) serve(ex *exchange, method string) {
 		h.info(ex)
 	case epStats:
 		h.stats(ex)
+	case epMetrics:
+		h.status.metricsHandler().ServeHTTP(ex.w, ex.r) // metrics.go
+		ex.status = http.StatusOK
 	default:
 		h.notImplemented(ex)
 	}

@@ -80,7 +80,7 @@ type router struct {
 // joins a blueprint's url_prefix. Flask's app-level static route is never prefixed.
 func newRouter(prefix string) *router {
 	rt := &router{root: newState()}
-	for _, r := range routeTable {
+	for _, r := range append(routeTable[:len(routeTable):len(routeTable)], operabilityRoutes...) { // metrics.go
 		path := r.path
 		if prefix != "" {
 			path = strings.TrimRight(prefix, "/") + "/" + strings.TrimLeft(path, "/")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,6 +41,9 @@ type statusSource struct {
 
 	mu      sync.Mutex
 	cpuPrev map[int]cpuSample
+
+	metricsOnce sync.Once    // metrics.go
+	metrics     http.Handler // GET /metrics
 }
 
 type serverView struct {

@@ -176,6 +176,8 @@ func Run(ctx context.Context, opts Options) error {
 		bodyTimeout:    opts.BodyTimeout,
 		overloadStatus: opts.OverloadStatus,
 		status:         status,
+		guard:          newGuard(opts.Config.Operability), // auth.go
+		accessLogOn:    opts.Config.AccessLog,
 	}
 	// Handlers see baseCtx cancelled only on a hard stop, so a graceful drain lets them
 	// finish.

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func buildOp(t *testing.T, dir string, env map[string]string) (*Config, error) {
+	t.Helper()
+	return Build(Flags{Command: CommandServer, CodeDir: dir, TargetType: TargetRegression, Address: "127.0.0.1:8080"}, envMap(env))
+}
+
+func TestOperabilityDefaults(t *testing.T) {
+	cfg, err := buildOp(t, modelDir(t, "custom.py"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.Operability
+	if !o.AccessLog || o.AuthHeader != "" || o.MetricsAddress != "" || o.ExtensionsStrict || len(cfg.Notes) != 0 {
+		t.Fatalf("defaults: %+v notes %v", o, cfg.Notes)
+	}
+}
+
+func TestOperabilitySettings(t *testing.T) {
+	cfg, err := buildOp(t, modelDir(t, "custom.py"), map[string]string{
+		"DRUM_ACCESS_LOG":                     "false",
+		"DRUM_METRICS_ADDRESS":                "127.0.0.1:9100",
+		"DRUM_AUTH_HEADER":                    "X-Api-Key",
+		"MLOPS_RUNTIME_PARAM_DRUM_AUTH_TOKEN": `{"type":"credential","payload":{"credentialType":"api_token","apiToken":"tok-123"}}`,
+		"DRUM_EXTRA_HEADERS":                  `{"X-Team":"ml"}`,
+		"DRUM_CORS_ORIGINS":                   "https://a.example, https://b.example/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.Operability
+	if o.AccessLog || o.MetricsAddress != "127.0.0.1:9100" || o.AuthHeader != "X-Api-Key" || string(o.AuthToken) != "tok-123" ||
+		o.ExtraHeaders["X-Team"] != "ml" || strings.Join(o.CORSOrigins, " ") != "https://a.example https://b.example" {
+		t.Fatalf("settings: %+v", o)
+	}
+	for _, s := range []string{fmt.Sprint(o.AuthToken), fmt.Sprintf("%v", o), fmt.Sprintf("%+v", o), fmt.Sprintf("%#v", o)} {
+		if strings.Contains(s, "tok-123") {
+			t.Errorf("the token is printed: %s", s)
+		}
+	}
+}
+
+func TestOperabilityErrors(t *testing.T) {
+	dir := modelDir(t, "custom.py")
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DRUM_AUTH_HEADER": "X-Api-Key"}, "DRUM_AUTH_TOKEN is not"},
+		{map[string]string{"MLOPS_RUNTIME_PARAM_DRUM_AUTH_TOKEN": "tok-123"}, "DRUM_AUTH_HEADER is not"},
+		{map[string]string{"DRUM_AUTH_HEADER": "X-Api-Key", "MLOPS_RUNTIME_PARAM_DRUM_AUTH_TOKEN": `{"type":"credential","payload":{"credentialType":"x"}}`}, "holds no token"},
+		{map[string]string{"DRUM_AUTH_HEADER": "bad header", "MLOPS_RUNTIME_PARAM_DRUM_AUTH_TOKEN": "tok-123"}, "not a header name"},
+		{map[string]string{"MLOPS_RUNTIME_PARAM_DRUM_AUTH_TOKEN": `{"type":"credential","payload":"tok-123`}, "malformed"},
+		{map[string]string{"DRUM_EXTRA_HEADERS": `["x"]`}, "DRUM_EXTRA_HEADERS"},
+		{map[string]string{"DRUM_EXTRA_HEADERS": `{"X-A":"a\nb"}`}, "line break"},
+		{map[string]string{"DRUM_CORS_ORIGINS": "example.com"}, "not an origin"},
+		{map[string]string{"DRUM_METRICS_ADDRESS": "9100"}, "host:port"},
+		{map[string]string{"DRUM_ACCESS_LOG": "maybe"}, "DRUM_ACCESS_LOG"},
+		{map[string]string{"DRUM_LOG_FORMAT": "xml"}, "DRUM_LOG_FORMAT"},
+	} {
+		_, err := buildOp(t, dir, c.env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "tok-123") {
+			t.Errorf("%v: the token is in the error: %v", c.env, err)
+		}
+	}
+}
+
+func TestExtensionsWarning(t *testing.T) {
+	for _, name := range []string{"custom_flask.py", "custom_fastapi.py"} {
+		dir := modelDir(t, "custom.py", name)
+		cfg, err := buildOp(t, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Notes) != 1 || !strings.Contains(cfg.Notes[0], name) || !strings.Contains(cfg.Notes[0], "DRUM_AUTH_HEADER") ||
+			!strings.Contains(cfg.Notes[0], "DRUM_CORS_ORIGINS") {
+			t.Errorf("%s: notes %q", name, cfg.Notes)
+		}
+		_, err = buildOp(t, dir, map[string]string{"DRUM_EXTENSIONS_STRICT": "true"})
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "DRUM_EXTENSIONS_STRICT=true") {
+			t.Errorf("%s strict: %v", name, err)
+		}
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	defer func(a func() bool, b func(LookupEnv) bool) { stderrIsTerminal, inContainer = a, b }(stderrIsTerminal, inContainer)
+	dir := modelDir(t, "custom.py")
+	for _, c := range []struct {
+		env            string
+		tty, container bool
+		want           bool
+	}{
+		{"", false, true, true},
+		{"", true, true, false},
+		{"", false, false, false},
+		{"json", true, false, true},
+		{"JSON", true, false, true},
+		{"text", false, true, false},
+	} {
+		stderrIsTerminal = func() bool { return c.tty }
+		inContainer = func(LookupEnv) bool { return c.container }
+		env := map[string]string{}
+		if c.env != "" {
+			env["DRUM_LOG_FORMAT"] = c.env
+		}
+		cfg, err := buildOp(t, dir, env)
+		if err != nil || cfg.LogJSON != c.want {
+			t.Errorf("%+v: LogJSON %v (%v), want %v", c, cfg != nil && cfg.LogJSON, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package worker
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drum-go/drum/ipc"
+	"github.com/drum-go/drum/metrics"
+)
+
+// Operability routes drum adds next to DRUM's (they are not DRUM routes): Prometheus
+// /metrics and KServe V2's health aliases, all under URL_PREFIX like every other route.
+var operabilityRoutes = []struct {
+	path     string
+	methods  []string
+	strict   bool
+	endpoint endpoint
+}{
+	{"/metrics", []string{"GET"}, true, epMetrics},
+	{"/v2/health/live", []string{"GET"}, true, epPing},
+	{"/v2/health/ready", []string{"GET"}, true, epHealth},
+}
+
+// epMetrics is GET /metrics.
+const epMetrics endpoint = 1000
+
+// routeUnmatched labels requests no route matched (404s), keeping the label set small.
+const routeUnmatched = "unmatched"
+
+// httpStats are the worker's HTTP figures: requests being answered and a duration
+// histogram per (route, method, status).
+type httpStats struct {
+	active atomic.Int64
+	mu     sync.Mutex
+	byKey  map[string]*histogram
+}
+
+func (s *httpStats) observe(route, method string, status int, d time.Duration) {
+	key := ipc.RequestKey(route, metricMethod(method), status)
+	s.mu.Lock()
+	h := s.byKey[key]
+	if h == nil {
+		if s.byKey == nil {
+			s.byKey = map[string]*histogram{}
+		}
+		h = &histogram{}
+		s.byKey[key] = h
+	}
+	s.mu.Unlock()
+	h.observe(d)
+}
+
+// fill puts the HTTP figures into a counters snapshot.
+func (s *httpStats) fill(c *ipc.Counters) {
+	c.Active = s.active.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byKey) == 0 {
+		return
+	}
+	c.Requests = make(map[string]ipc.Histogram, len(s.byKey))
+	for k, h := range s.byKey {
+		c.Requests[k] = h.snapshot()
+	}
+}
+
+// metricMethod bounds the method label as OpenTelemetry does: unknown methods are _OTHER.
+func metricMethod(m string) string {
+	switch m = strings.ToUpper(m); m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
+		return m
+	}
+	return "_OTHER"
+}
+
+// metricsSnapshot is the whole server as this worker sees it: the master's latest
+// aggregate with this worker's live counters in place of its last heartbeat's.
+func (s *statusSource) metricsSnapshot() ipc.ServerStats {
+	own := s.counters.snapshot()
+	var st ipc.ServerStats
+	if view := s.server.Load(); view != nil && !s.single {
+		st.WorkerExits = view.stats.WorkerExits
+		for _, w := range view.stats.Workers {
+			if w.ID == s.workerID && w.Pid == os.Getpid() {
+				w.Counters = own
+			}
+			st.Workers = append(st.Workers, w)
+		}
+	}
+	if len(st.Workers) == 0 {
+		st.Workers = []ipc.WorkerStats{{ID: s.workerID, Pid: os.Getpid(), State: "ready", Counters: own}}
+	}
+	for _, w := range st.Workers {
+		st.Total.Add(w.Counters)
+	}
+	return st
+}
+
+// metricsHandler renders /metrics from metricsSnapshot.
+func (s *statusSource) metricsHandler() http.Handler {
+	s.metricsOnce.Do(func() { s.metrics = metrics.Handler(s.metricsSnapshot) })
+	return s.metrics
+}
+
+// metricsWriter records what a request's answer was, for /metrics and the access log.
+type metricsWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *metricsWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *metricsWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush keeps streaming answers (chat) streaming.
+func (w *metricsWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *metricsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
