@@ -296,7 +296,8 @@ func TestStatsServerWide(t *testing.T) {
 		doc = nil
 		_ = json.Unmarshal([]byte(body), &doc)
 		drum, _ := doc["drum"].(map[string]any)
-		return drum != nil && drum["scope"] == "server"
+		// "scope" is "server" as soon as a master exists: wait for its frame (2 workers).
+		return drum != nil && drum["scope"] == "server" && drum["workers"] == 2.0
 	})
 	drum := doc["drum"].(map[string]any)
 	total := drum["total"].(map[string]any)
