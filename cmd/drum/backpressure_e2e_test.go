@@ -231,6 +231,21 @@ func TestRequestTimeout(t *testing.T) {
 	if a.err != nil || a.status != 504 || !strings.Contains(a.body, `"message":"ERROR: the prediction did not finish within 1s`) {
 		t.Fatalf("slow prediction: %d %s %v, want 504 with a JSON message", a.status, a.body, a.err)
 	}
+	// The deadline covers queueing too, so a request sent while the replacement still
+	// loads may itself time out on a slow machine; a client waits for readiness, as an
+	// orchestrator does. /health/ is 200 again once the fresh predictor serves.
+	waitFor(t, "a fresh predictor", 60*time.Second, func() bool {
+		pids := bpPredictorPids(s)
+		if len(pids) != 1 || pids[0] == before[0] {
+			return false
+		}
+		resp, err := http.Get(s.url("/health/"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	for i, v := range []float64{8, 9} {
 		b := bpPredict(s, v, 0)
 		if b.err != nil || b.status != 200 || b.body != fmt.Sprintf(`{"predictions":[%g.0]}`, v) {
