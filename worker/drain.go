@@ -64,27 +64,54 @@ func (l *drainListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// newConns counts connections accepted but whose first request has not been read yet.
+// newConns tracks connections by state for a graceful stop.
+//
+// It counts connections accepted but whose first request has not been read yet.
 // net/http drops (closes unanswered) a request whose reading finishes after Shutdown
 // began, so a graceful stop waits for this count to reach zero before calling Shutdown:
 // otherwise the connections just taken from the accept queue would be cut.
+//
+// It also counts idle keep-alive connections: Shutdown closes those at once, and a
+// client that sends its next request at that moment sees it cut. While draining, every
+// answer carries "Connection: close", so waiting a moment lets busy keep-alive clients
+// make one more request, get it answered, and leave on their own.
 type newConns struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	idle  map[net.Conn]struct{}
 }
 
 // track is an http.Server ConnState hook.
 func (n *newConns) track(c net.Conn, st http.ConnState) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if st == http.StateNew {
-		if n.conns == nil {
-			n.conns = map[net.Conn]struct{}{}
-		}
-		n.conns[c] = struct{}{}
-		return
+	if n.conns == nil {
+		n.conns, n.idle = map[net.Conn]struct{}{}, map[net.Conn]struct{}{}
 	}
 	delete(n.conns, c)
+	delete(n.idle, c)
+	switch st {
+	case http.StateNew:
+		n.conns[c] = struct{}{}
+	case http.StateIdle:
+		n.idle[c] = struct{}{}
+	}
+}
+
+// waitIdle returns once no keep-alive connection is idle, or after max (clients that
+// stay idle are closed by Shutdown; they can see that as an error only if they send
+// at that very moment, the HTTP/1.1 race no server can close).
+func (n *newConns) waitIdle(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		n.mu.Lock()
+		idle := len(n.idle)
+		n.mu.Unlock()
+		if idle == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (n *newConns) count() int {

@@ -79,6 +79,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// DRUM's exact header spelling: Header.Set would canonicalise it to X_request_id.
 	w.Header()["X_Request_ID"] = []string{id}
 	w.Header()["X-Drum-Version"] = []string{config.Version}
+	if h.draining.Load() {
+		// Stopping: tell keep-alive clients to open their next request elsewhere, so
+		// they never send one on a connection the drain is about to close.
+		w.Header()["Connection"] = []string{"close"}
+	}
 	method := strings.ToUpper(r.Method)
 	mw := &metricsWriter{ResponseWriter: w} // metrics.go
 	ex := &exchange{w: mw, r: r, head: method == http.MethodHead, route: routeUnmatched}

@@ -258,6 +258,7 @@ func Run(ctx context.Context, opts Options) error {
 		case <-time.After(2 * time.Second):
 		}
 		fresh.wait(min(opts.HeaderTimeout, 5*time.Second))
+		fresh.waitIdle(min(opts.KeepAlive, time.Second))
 		sctx, cancel := context.WithTimeout(context.Background(), stop.timeout)
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Warn("graceful stop timed out; closing open connections", "timeout", stop.timeout)

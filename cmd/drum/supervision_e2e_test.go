@@ -67,9 +67,14 @@ type loadGen struct {
 }
 
 func startLoad(t *testing.T, url string, body []byte, conc int, maxRequests int64) *loadGen {
+	return startLoadWith(t, url, body, conc, maxRequests, false)
+}
+
+// startLoadWith can also reuse connections (keep-alive), as most real clients do.
+func startLoadWith(t *testing.T, url string, body []byte, conc int, maxRequests int64, keepAlive bool) *loadGen {
 	t.Helper()
 	l := &loadGen{stop: make(chan struct{}), seen: map[string]int{}}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: conc}, Timeout: 30 * time.Second}
 	for i := 0; i < conc; i++ {
 		l.wg.Add(1)
 		go func() {
@@ -168,7 +173,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	s, dir, pidFile := startVersionServer(t)
 	waitFor(t, "pid file", 10*time.Second, func() bool { _, err := readPID(pidFile); return err == nil })
 
-	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 4, 200000)
+	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), 3, 200000)
+	kept := startLoadWith(t, s.url("/predict/"), []byte("a\n1\n"), 2, 200000, true)
 	start := time.Now()
 	for v := 2; v <= 6; v++ {
 		old, _ := readPID(pidFile)
@@ -187,7 +193,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		}
 	}
 	sent, failed := load.halt()
-	t.Logf("5 upgrades in %s: %d requests, %d failed; answers by body: %v", time.Since(start).Round(time.Millisecond), sent, failed, load.seen)
+	ksent, kfailed := kept.halt()
+	t.Logf("5 upgrades in %s: %d requests on new connections, %d failed; %d on keep-alive connections, %d failed %v; answers by body: %v",
+		time.Since(start).Round(time.Millisecond), sent, failed, ksent, kfailed, kept.errs, load.seen)
 	if failed != 0 {
 		t.Fatalf("%d of %d requests failed during upgrades: %v\n%s", failed, sent, load.errs, s.log.String())
 	}
