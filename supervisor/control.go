@@ -128,6 +128,9 @@ func (m *master) handleControl(req CtlRequest) CtlReply {
 		}
 		m.upgrade()
 		r.Message = "upgrade started; the new master takes over once its workers are ready"
+		if m.hupPending {
+			r.Message = "the previous generation is still draining; the upgrade starts once it has exited"
+		}
 	case "drain":
 		m.log.Info("drum ctl: drain requested; stopping gracefully")
 		m.stopAll(true)

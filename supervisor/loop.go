@@ -120,6 +120,10 @@ func (m *master) upgrade() {
 	case m.upgrading:
 		m.log.Warn("SIGHUP ignored: an upgrade is already in progress")
 		return
+	case m.parentAlive:
+		m.hupPending = true
+		m.log.Info("SIGHUP: the previous generation is still draining; upgrading once it has exited")
+		return
 	}
 	m.upgrading = true
 	m.log.Info("SIGHUP: starting a new generation")
@@ -132,6 +136,14 @@ func (m *master) upgrade() {
 
 func (m *master) handleEvent(ev event) error {
 	now := m.opts.Now()
+	if ev.kind == evParentExited {
+		m.parentAlive = false
+		if m.hupPending {
+			m.hupPending = false
+			m.upgrade()
+		}
+		return nil
+	}
 	if ev.kind == evUpgrade {
 		m.upgrading = false
 		if ev.err != nil {

@@ -24,6 +24,7 @@ const (
 	evFailed
 	evExit
 	evUpgrade
+	evParentExited
 )
 
 // event is everything the loop reacts to besides signals and its ticker.
@@ -63,6 +64,8 @@ type master struct {
 	surge        map[int]*workerProc // slot id -> replacement booting to take over (recycling)
 	oomKills     int                 // cgroup OOM-kill count last seen
 	handedOver   bool                // an upgraded master took over: keep the PID file
+	parentAlive  bool                // the master we replaced is still draining
+	hupPending   bool                // a HUP came while it was: upgrade once it has exited
 	ctl          chan ctlCall        // drum ctl requests for the loop
 	ctlLn        net.Listener        // the control socket, if any
 	lastStats    time.Time           // last stats broadcast
@@ -106,6 +109,13 @@ func Run(ctx context.Context, opts Options) error {
 		if err := checkPIDFile(cfg.PIDFile); err != nil {
 			return fmt.Errorf("master: %w", err)
 		}
+	} else {
+		// tableflip cannot upgrade again until the master we replace has exited.
+		m.parentAlive = true
+		go func() {
+			_ = upg.WaitForParent(context.Background())
+			m.events <- event{kind: evParentExited}
+		}()
 	}
 	defer func() {
 		if !m.handedOver {

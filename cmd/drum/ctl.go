@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -35,15 +36,21 @@ func runCtl(c *cli.Context) error {
 		path = config.DefaultControlSocket(c.String("address"))
 	}
 	req := supervisor.CtlRequest{Cmd: c.Args().First()}
+	args := c.Args().Len()
 	switch req.Cmd {
 	case "":
 		req.Cmd = "status"
 	case "kill":
 		n, err := strconv.Atoi(c.Args().Get(1))
-		if err != nil {
-			return &config.UsageError{Msg: "drum ctl kill WORKER: WORKER is a worker id from drum ctl status"}
+		if err != nil || n < 1 || args != 2 {
+			return &config.UsageError{Msg: "drum ctl kill WORKER: WORKER is one worker id (a positive number) from drum ctl status"}
 		}
 		req.Worker = n
+	default:
+		if args > 1 {
+			return &config.UsageError{Msg: fmt.Sprintf("drum ctl %s takes no argument (got %q); run it once per worker to add or remove several",
+				req.Cmd, strings.Join(c.Args().Slice()[1:], " "))}
+		}
 	}
 	reply, err := supervisor.Ctl(path, req)
 	if err != nil {

@@ -549,8 +549,13 @@ func TestCtl(t *testing.T) {
 	})
 	ctl("remove")
 	waitFor(t, "2 workers", 30*time.Second, func() bool { return readyWorkers() == 2 && len(childrenOf(s.cmd.Process.Pid)) == 2 })
-	if out, err := exec.Command(drumBin, "ctl", "--socket", sock, "frobnicate").CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown command") {
-		t.Fatalf("unknown command: %v\n%s", err, out)
+	for args, want := range map[string]string{
+		"frobnicate": "unknown command", "add 5": "takes no argument", "kill abc": "positive number", "kill 1 2": "one worker id",
+	} {
+		out, err := exec.Command(drumBin, append([]string{"ctl", "--socket", sock}, strings.Fields(args)...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("drum ctl %s: %v\n%s", args, err, out)
+		}
 	}
 	// reload: the new master takes over the same socket.
 	ctl("reload")
@@ -647,5 +652,56 @@ func TestLogFileReopen(t *testing.T) {
 	waitFor(t, "the stop in the new file", 30*time.Second, fileHas(logPath, "worker exited"))
 	if b, _ := os.ReadFile(logPath + ".1"); strings.Contains(string(b), "log file reopened") {
 		t.Fatalf("the rotated file kept receiving lines after SIGUSR1")
+	}
+}
+
+// TestHUPWhileDraining: a SIGHUP that arrives while the previous generation still drains
+// is not lost: it is carried out once that generation has exited.
+func TestHUPWhileDraining(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	code := versionModel + "\nimport time\n_score = score\ndef score(data, model, **kwargs):\n    if 'slow' in data.columns:\n        time.sleep(3)\n    return _score(data, model, **kwargs)\n"
+	if err := os.WriteFile(filepath.Join(dir, "custom.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setVersion(t, dir, 1)
+	pidFile := filepath.Join(t.TempDir(), "drum.pid")
+	s := startServerNoWait(t, dir, 1, "--target-type", "regression", "--pid-file", pidFile)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	first := s.cmd.Process.Pid
+	// A slow request keeps the first generation draining for ~3 s after the upgrade.
+	slow := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 30 * time.Second}
+		resp, err := client.Post(s.url("/predict/"), "text/csv", strings.NewReader("slow\n1\n"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		slow <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	setVersion(t, dir, 2)
+	_ = syscall.Kill(first, syscall.SIGHUP)
+	var second int
+	waitFor(t, "the second master", 60*time.Second, func() bool {
+		second, _ = readPID(pidFile)
+		return second != 0 && second != first
+	})
+	if !alive(first) {
+		t.Fatalf("the first master exited before the test could HUP during its drain")
+	}
+	setVersion(t, dir, 3)
+	_ = syscall.Kill(second, syscall.SIGHUP) // while the first still drains
+	waitFor(t, "version 3 from a third master", 60*time.Second, func() bool {
+		got, err := predictOnce(s.url("/predict/"))
+		third, _ := readPID(pidFile)
+		return err == nil && got == `{"predictions":[3.0]}` && third != second && third != first
+	})
+	if err := <-slow; err != nil {
+		t.Fatalf("the slow request during the upgrade: %v", err)
+	}
+	if !strings.Contains(s.log.String(), "still draining; upgrading once it has exited") {
+		t.Fatalf("the second HUP was not queued (did the first master exit early?):\n%s", s.log.String())
 	}
 }
