@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/internal/proctree"
 	"github.com/drum-go/drum/ipc"
 )
 
@@ -107,14 +107,14 @@ func (s *statusSource) statsJSON() (out []byte) {
 	}
 
 	// Processes: the master, each worker, and their children (the predictors).
-	children := s.childrenMap()
+	children := proctree.Children(s.procRoot)
 	var pids []int
 	if !s.single {
 		pids = append(pids, os.Getppid())
 	}
 	perWorker := make([]any, 0, len(workers))
 	for _, w := range workers {
-		preds := descendants(children, w.Pid)
+		preds := proctree.Descendants(children, w.Pid)
 		pids = append(pids, w.Pid)
 		pids = append(pids, preds...)
 		m := toJSONValue(w).(map[string]any)
@@ -195,7 +195,7 @@ func (s *statusSource) procInfo(pid int) (map[string]any, float64, bool) {
 	if err != nil {
 		return nil, 0, false
 	}
-	f := statFields(stat)
+	f := proctree.StatFields(stat)
 	if len(f) < 22 {
 		return nil, 0, false
 	}
@@ -229,55 +229,6 @@ func (s *statusSource) procInfo(pid int) (map[string]any, float64, bool) {
 	}
 	s.mu.Unlock()
 	return map[string]any{"pid": pid, "cmdline": cmdline, "mem": mem, "cpu_percent": cpu}, mem, true
-}
-
-// statFields are the fields of /proc/PID/stat after the command name: [0] is the state
-// (field 3 of proc(5)), [1] the parent pid.
-func statFields(stat []byte) []string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(stat[i+1:]))
-}
-
-// childrenMap maps each pid to its children's pids, from one pass over /proc.
-func (s *statusSource) childrenMap() map[int][]int {
-	out := map[int][]int{}
-	entries, err := os.ReadDir(s.procRoot)
-	if err != nil {
-		return out
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.procRoot, e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := statFields(b)
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			out[ppid] = append(out[ppid], pid)
-		}
-	}
-	for _, c := range out {
-		sort.Ints(c)
-	}
-	return out
-}
-
-func descendants(children map[int][]int, pid int) []int {
-	var out []int
-	for _, c := range children[pid] {
-		out = append(out, c)
-		out = append(out, descendants(children, c)...)
-	}
-	return out
 }
 
 // memInfo is DRUM's mem_info (MB): the host's total, available and free memory from

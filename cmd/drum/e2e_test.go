@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/drum-go/drum/internal/goldentest"
+	"github.com/drum-go/drum/internal/proctree"
 	"github.com/drum-go/drum/worker/predictor"
 )
 
@@ -197,64 +198,11 @@ func (s *server) stop(sig syscall.Signal, limit time.Duration) (exited bool) {
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
 // processTree lists pid and all its descendants (from /proc).
-func processTree(root int) []int {
-	parents := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid := parentOf(pid); ppid > 0 {
-			parents[ppid] = append(parents[ppid], pid)
-		}
-	}
-	var out []int
-	var walk func(int)
-	walk = func(p int) {
-		out = append(out, p)
-		for _, c := range parents[p] {
-			walk(c)
-		}
-	}
-	walk(root)
-	return out
-}
+func processTree(root int) []int { return proctree.Tree("/proc", root) }
 
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name is in parentheses and may contain spaces: parse after the last ')'.
-	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
-	f := strings.Fields(rest)
-	if len(f) < 2 || f[0] == "Z" {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
+func childrenOf(pid int) []int { return proctree.Children("/proc")[pid] }
 
-func childrenOf(pid int) []int {
-	var out []int
-	for _, p := range processTree(pid)[1:] {
-		if parentOf(p) == pid {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
-	f := strings.Fields(rest)
-	return len(f) > 0 && f[0] != "Z"
-}
+func alive(pid int) bool { return proctree.Alive("/proc", pid) }
 
 func waitGone(t *testing.T, pids []int, limit time.Duration) {
 	t.Helper()

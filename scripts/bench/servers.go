@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/drum-go/drum/internal/proctree"
 )
 
 // serverSpec says how to start one server under test.
@@ -203,48 +205,12 @@ func (s *server) stop() {
 }
 
 // alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	f := statFields(b)
-	return len(f) > 0 && f[0] != "Z"
-}
+func alive(pid int) bool { return proctree.Alive("/proc", pid) }
 
-func statFields(stat []byte) []string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(stat[i+1:]))
-}
-
-// tree lists the server's pid and every descendant (one pass over /proc).
+// tree lists the server's pid and every descendant (one pass over /proc), and
+// remembers them so that stop can end any the server leaves behind.
 func (s *server) tree() []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := statFields(b)
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			children[ppid] = append(children[ppid], pid)
-		}
-	}
-	out := []int{s.pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
+	out := proctree.Tree("/proc", s.pid)
 	for _, p := range out {
 		s.seen[p] = true
 	}
