@@ -40,7 +40,8 @@ done
 grep "drum ready" "$LOG" || { echo "demo: not ready after 60 s" >&2; cat "$LOG" >&2; exit 1; }
 
 echo; echo "demo: process tree (master -> workers -> Python predictors)"
-ps -o pid,ppid,args --forest -g "$(ps -o sid= -p "$pid" | tr -d ' ')" | grep -E "PID|drum" | grep -v grep | cut -c1-150 || true
+tree() { echo "$1"; for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; }
+ps -o pid,ppid,args --forest -p "$(tree "$pid" | paste -sd, -)" | cut -c1-150
 
 echo; echo "demo: curl -X POST -H 'Content-Type: text/csv' --data-binary @examples/diabetes/sample.csv http://$ADDR/predict/"
 curl -sS -X POST -H 'Content-Type: text/csv' --data-binary @examples/diabetes/sample.csv "http://$ADDR/predict/"
