@@ -57,7 +57,7 @@ func TestGoldenMoreTargets(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.model+"/"+tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := sharedMorePredictor(t, tc.model)
+			p := sharedPredictor(t, tc.model)
 			c := loadGolden(t, tc.model, tc.name)
 			req := &Request{Op: "predict", MimeType: "text/csv", Format: "csv", Payload: c.payload(t)}
 			if tc.req != nil {
@@ -92,25 +92,4 @@ func TestGoldenMoreTargets(t *testing.T) {
 			checkResult(t, res, wantCols, want)
 		})
 	}
-}
-
-func sharedMorePredictor(t *testing.T, model string) *Python {
-	t.Helper()
-	needPython(t)
-	needGolden(t)
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if p := shared[model]; p != nil {
-		return p
-	}
-	cfg := modelConfig(t, filepath.Join(goldenDir, "models", model), moreGoldenModels[model])
-	if model == "textgen" {
-		cfg.Env = append(cfg.Env, "TARGET_NAME=completion")
-	}
-	p, err := StartPython(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("start %s: %v", model, err)
-	}
-	shared[model] = p
-	return p
 }

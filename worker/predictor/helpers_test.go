@@ -127,7 +127,14 @@ func sharedPredictor(t *testing.T, model string) *Python {
 	if p := shared[model]; p != nil {
 		return p
 	}
-	cfg := modelConfig(t, filepath.Join(goldenDir, "models", model), goldenModels[model])
+	gm, ok := goldenModels[model]
+	if !ok {
+		gm = moreGoldenModels[model]
+	}
+	cfg := modelConfig(t, filepath.Join(goldenDir, "models", model), gm)
+	if model == "textgen" {
+		cfg.Env = append(cfg.Env, "TARGET_NAME=completion") // DRUM refuses textgen without it
+	}
 	p, err := StartPython(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start %s: %v", model, err)
