@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/drum-go/drum/config"
+	"github.com/drum-go/drum/internal/goldentest"
 	"github.com/drum-go/drum/worker/predictor"
 )
 
@@ -108,7 +109,7 @@ func loadGolden(t *testing.T, model string) []*goldenCase {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(goldenDir, model, "*.json"))
 	if err != nil || len(files) == 0 {
-		t.Skipf("golden recordings not found in %s", goldenDir)
+		goldentest.Missing(t, "golden recordings not found in %s", goldenDir)
 	}
 	var out []*goldenCase
 	for _, f := range files {

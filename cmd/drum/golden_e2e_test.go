@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drum-go/drum/internal/goldentest"
 )
 
 // TestGoldenReplayE2E replays every recorded DRUM exchange (shared/golden/<model>/*.json)
@@ -154,7 +156,7 @@ func TestGoldenReplayE2E(t *testing.T) {
 	for _, model := range models {
 		files, _ := filepath.Glob(filepath.Join(goldenDirE2E(), model, "*.json"))
 		if len(files) == 0 {
-			t.Skipf("no golden recordings in %s", goldenDirE2E())
+			goldentest.Missing(t, "no golden recordings in %s", goldenDirE2E())
 		}
 		run := &modelRun{}
 		for _, f := range files {

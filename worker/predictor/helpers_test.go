@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/drum-go/drum/internal/goldentest"
 )
 
 // goldenDir holds real DRUM exchanges and the models they were recorded with.
@@ -57,7 +59,7 @@ func needPython(t testing.TB) string {
 func needGolden(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(goldenDir, "models")); err != nil {
-		t.Skipf("golden data not found at %s (set DRUM_GOLDEN): %v", goldenDir, err)
+		goldentest.Missing(t, "golden data not found at %s (set DRUM_GOLDEN): %v", goldenDir, err)
 	}
 }
 
