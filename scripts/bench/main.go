@@ -228,6 +228,7 @@ func run(o options) (*report, error) {
 				}()
 				r := closedLoop(s.base, p, conc, o.warm, o.dur, o.maxReq)
 				<-done
+				s.settle(5 * time.Second)
 				runs[i].Load.RSS = max(runs[i].Load.RSS, sampled.RSS)
 				runs[i].Load.PSS = max(runs[i].Load.PSS, sampled.PSS)
 				runs[i].Load.Procs = max(runs[i].Load.Procs, sampled.Procs)
