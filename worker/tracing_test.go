@@ -18,15 +18,36 @@ const (
 	clientSpanID  = "00f067aa0ba902b7"
 )
 
-// tracingEnv points the worker's exporter at a fresh receiver.
+// tracingEnv points the worker's exporter at a fresh OTLP/HTTP receiver.
 func tracingEnv(t *testing.T) *otlptest.Receiver {
-	rc := otlptest.NewReceiver(t)
+	return tracingEnvFor(t, otlptest.NewReceiver(t), "")
+}
+
+// tracingEnvFor points the worker's exporter at rc, speaking protocol ("" for the
+// default), and sets an export header to check.
+func tracingEnvFor(t *testing.T, rc *otlptest.Receiver, protocol string) *otlptest.Receiver {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.URL())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-drum-test=yes")
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER",
-		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
 		t.Setenv(k, "")
 	}
 	return rc
+}
+
+// wantExportHeader checks every export carried OTEL_EXPORTER_OTLP_HEADERS.
+func wantExportHeader(t *testing.T, rc *otlptest.Receiver) {
+	t.Helper()
+	hs := rc.Headers()
+	if len(hs) == 0 {
+		t.Fatal("no export arrived")
+	}
+	for _, h := range hs {
+		if h.Get("X-Drum-Test") != "yes" {
+			t.Errorf("export without the OTEL_EXPORTER_OTLP_HEADERS header: %v", h)
+		}
+	}
 }
 
 func postTraced(t *testing.T, addr, path, body string, hdr map[string]string) int {
@@ -115,6 +136,7 @@ func TestTracingPrediction(t *testing.T) {
 	}
 	stopWorker(t, w)
 	spans := rc.Spans() // no waiting: the stop flushed them
+	wantExportHeader(t, rc)
 
 	if len(spans) != 6 {
 		t.Fatalf("%d spans, want 3 per prediction and none for /ping/: %+v", len(spans), spans)
@@ -216,4 +238,20 @@ func TestTracingOff(t *testing.T) {
 	if got := f.predictors()[0].lastRequest(); got.TraceParent != "" || got.TraceState != "" {
 		t.Errorf("untraced predictor call carries %q %q", got.TraceParent, got.TraceState)
 	}
+}
+
+// OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports over gRPC instead.
+func TestTracingGRPC(t *testing.T) {
+	rc := tracingEnvFor(t, otlptest.NewGRPCReceiver(t), "grpc")
+	f := &fakeFactory{fn: constResult(1)}
+	w := startWorker(t, regressionCfg, f, nil, nil)
+	postTraced(t, w.addr, "/predictions/", "a\n1\n", map[string]string{
+		"Traceparent": "00-" + clientTraceID + "-" + clientSpanID + "-01"})
+	stopWorker(t, w)
+	spans := rc.Spans()
+	server := onlySpan(t, spans, "drum.invocations")
+	if server.TraceID != clientTraceID || server.Attributes["http.route"] != "/predictions/" || len(spans) != 3 {
+		t.Errorf("spans over gRPC: %+v", spans)
+	}
+	wantExportHeader(t, rc)
 }

@@ -1,13 +1,15 @@
-// Package otlptest is an OTLP/HTTP trace receiver for tests: a loopback HTTP server that
+// Package otlptest is an OTLP trace receiver for tests: a loopback HTTP server that
 // decodes the protobuf ExportTraceServiceRequest bodies an OTLP exporter posts to
-// /v1/traces and keeps the spans. Only tests import it.
+// /v1/traces (or a gRPC TraceService) and keeps the spans. Only tests import it.
 package otlptest
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -34,7 +38,8 @@ type Span struct {
 
 // Receiver collects the spans exported to it.
 type Receiver struct {
-	srv *httptest.Server
+	srv      *httptest.Server // OTLP/HTTP
+	grpcAddr string           // OTLP/gRPC, instead
 
 	mu      sync.Mutex
 	spans   []Span
@@ -52,7 +57,44 @@ func NewReceiver(t testing.TB) *Receiver {
 }
 
 // URL is the base URL to put in OTEL_EXPORTER_OTLP_ENDPOINT.
-func (rc *Receiver) URL() string { return rc.srv.URL }
+func (rc *Receiver) URL() string {
+	if rc.grpcAddr != "" {
+		return "http://" + rc.grpcAddr
+	}
+	return rc.srv.URL
+}
+
+// NewGRPCReceiver is a receiver for OTLP over gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
+// on 127.0.0.1; it is stopped when the test ends.
+func NewGRPCReceiver(t testing.TB) *Receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &Receiver{grpcAddr: ln.Addr().String()}
+	gs := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(gs, grpcTraces{rc: rc})
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	return rc
+}
+
+type grpcTraces struct {
+	coltracepb.UnimplementedTraceServiceServer
+	rc *Receiver
+}
+
+func (g grpcTraces) Export(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	hdr := http.Header{}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for k, vs := range md {
+			hdr[http.CanonicalHeaderKey(k)] = vs
+		}
+	}
+	g.rc.add(req, hdr)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
 
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" {
@@ -82,6 +124,14 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 		rc.fail(w, "decode: "+err.Error())
 		return
 	}
+	rc.add(&req, r.Header.Clone())
+	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// add keeps the spans of one export.
+func (rc *Receiver) add(req *coltracepb.ExportTraceServiceRequest, hdr http.Header) {
 	var got []Span
 	for _, rs := range req.GetResourceSpans() {
 		res := attrMap(rs.GetResource().GetAttributes())
@@ -102,11 +152,8 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.mu.Lock()
 	rc.spans = append(rc.spans, got...)
-	rc.headers = append(rc.headers, r.Header.Clone())
+	rc.headers = append(rc.headers, hdr)
 	rc.mu.Unlock()
-	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
 }
 
 func (rc *Receiver) fail(w http.ResponseWriter, msg string) {
