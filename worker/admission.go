@@ -205,10 +205,12 @@ func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predi
 	}
 	arrived := time.Now()
 	queued := false
+	_, waitSpan := startChildSpan(ctx, spanQueueWait) // tracing.go; nil when not traced
 	err := p.gate.acquire(ctx, func() { queued = true; c.queued.Add(1) })
 	if queued {
 		c.queued.Add(-1)
 	}
+	endQueueSpan(waitSpan, queued, err)
 	if err != nil {
 		var oe *overloadError
 		switch {

@@ -205,7 +205,10 @@ func (k *keeper) call(ctx context.Context, timeout time.Duration, req *predictor
 		}
 		return nil, err
 	}
+	callCtx, callSpan := startChildSpan(ctx, spanPredictorCall) // tracing.go; nil when not traced
+	req.TraceParent, req.TraceState = traceContext(callCtx)
 	res, err := p.Call(ctx, req)
+	endPredictorSpan(callSpan, p.Pid(), err)
 	if err == nil {
 		return res, nil
 	}

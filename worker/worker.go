@@ -148,6 +148,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	first := preds[0]
+	tracer, err := startTracing(ctx, os.LookupEnv, opts.WorkerID, log) // tracing.go; nil when off
+	if err != nil {
+		for _, p := range preds {
+			_ = p.Close()
+		}
+		opts.Listener.Close()
+		return fmt.Errorf("worker %d: %w", opts.WorkerID, err)
+	}
 
 	stats := &counters{}
 	keeperCtx, stopKeeper := context.WithCancel(context.Background())
@@ -184,7 +192,7 @@ func Run(ctx context.Context, opts Options) error {
 	baseCtx, hardStop := context.WithCancel(context.Background())
 	defer hardStop()
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           tracer.wrap(h, h.router),
 		ReadHeaderTimeout: opts.HeaderTimeout,
 		IdleTimeout:       opts.KeepAlive,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
@@ -241,6 +249,7 @@ func Run(ctx context.Context, opts Options) error {
 	case err := <-serveErr:
 		log.Error("listener failed", "error", err)
 		stopKeepers()
+		tracer.shutdown(5*time.Second, log)
 		close(hbDone)
 		bg.Wait()
 		return fmt.Errorf("worker %d: serve: %w", opts.WorkerID, err)
@@ -269,6 +278,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv.Close()
 	<-serveErr
 	stopKeepers()
+	tracer.shutdown(5*time.Second, log) // every span has ended: export what is buffered
 	close(hbDone)
 	bg.Wait()
 	log.Info("stopped")

@@ -57,6 +57,10 @@ type Request struct {
 	// (ScoreOutput "csv") or its DataFrame text ("text").
 	Batch bool
 
+	// TraceParent and TraceState are the W3C trace context of the call ("" when the
+	// request is not traced): the predictor makes it current around the hook calls.
+	TraceParent, TraceState string
+
 	// OnPartial, when set, asks for a streamed answer (op "chat") in pieces: it is called
 	// with each piece, in order, from the predictor's reader goroutine, before Call
 	// returns the final Result (whose Body is then only what follows the pieces). It

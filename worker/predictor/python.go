@@ -381,6 +381,8 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 		Headers:        req.Headers,
 		Batch:          req.Batch,
 		Partials:       req.OnPartial != nil,
+		TraceParent:    req.TraceParent,
+		TraceState:     req.TraceState,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode predictor request: %w", err)

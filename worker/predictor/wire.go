@@ -46,6 +46,8 @@ type requestMeta struct {
 	Headers        [][2]string `json:"headers,omitempty"`
 	Batch          bool        `json:"batch,omitempty"`
 	Partials       bool        `json:"partials,omitempty"` // the caller takes a streamed answer in pieces
+	TraceParent    string      `json:"traceparent,omitempty"`
+	TraceState     string      `json:"tracestate,omitempty"`
 }
 
 // partialMeta starts the meta of a reply frame that is one piece of a streamed answer

@@ -1138,7 +1138,13 @@ def _is_text_mimetype(mimetype):
 
 
 def _headers_dict(meta):
-    return {k: v for k, v in meta.get("headers") or []}
+    headers = {k: v for k, v in meta.get("headers") or []}
+    if meta.get("traceparent") and not _otel_api():
+        # Without opentelemetry the hook can still continue the trace from its headers.
+        headers["traceparent"] = meta["traceparent"]
+        if meta.get("tracestate"):
+            headers["tracestate"] = meta["tracestate"]
+    return headers
 
 
 def handle_unstructured(model, meta, payload):
@@ -1340,6 +1346,54 @@ def handle_ping(model, meta, payload):
     return {"ok": True, "pid": os.getpid()}, payload
 
 
+# ---------------------------------------------------------------------------------------------
+# Tracing: the worker sends the W3C trace context of its predictor-call span with each traced
+# request. When the model's environment has opentelemetry, that context is made current around
+# the hooks, so spans they start join the request's trace; otherwise hooks that receive headers
+# find it there (_headers_dict).
+
+_OTEL = None  # (context module, propagator) once looked up; False when not importable
+
+
+def _otel_api():
+    global _OTEL
+    if _OTEL is None:
+        try:
+            from opentelemetry import context as otel_context
+            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+            _OTEL = (otel_context, TraceContextTextMapPropagator())
+        except Exception:
+            _OTEL = False
+    return _OTEL
+
+
+class _trace_context:
+    """Makes the request's trace context current for the duration of a call (when traced
+    and opentelemetry is importable; the import is tried only for a traced request)."""
+
+    def __init__(self, meta):
+        self._meta = meta
+        self._token = None
+
+    def __enter__(self):
+        traceparent = self._meta.get("traceparent")
+        api = _otel_api() if traceparent else None
+        if api:
+            otel_context, propagator = api
+            carrier = {"traceparent": traceparent}
+            if self._meta.get("tracestate"):
+                carrier["tracestate"] = self._meta["tracestate"]
+            self._token = otel_context.attach(propagator.extract(carrier))
+            self._detach = otel_context.detach
+        return self
+
+    def __exit__(self, *exc):
+        if self._token is not None:
+            self._detach(self._token)
+        return False
+
+
 HANDLERS = {
     "predict": handle_predict,
     "score": handle_score,
@@ -1373,7 +1427,8 @@ def serve(model, reader, writer):
             handler = HANDLERS.get(op)
             if handler is None:
                 raise DrumCommonException("unknown predictor operation {!r}".format(op))
-            reply, out = handler(model, meta, data)
+            with _trace_context(meta):
+                reply, out = handler(model, meta, data)
         except (Exception, SystemExit) as exc:  # a request-level error never kills the bridge
             if not is_user_error(exc) and not isinstance(
                 exc, (DrumCommonException, DrumPythonModelAdapterError)
