@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,18 +97,7 @@ func TestScoreBigFileBoundedMemory(t *testing.T) {
 	}
 	scored := csvColumn(t, got)
 
-	s := startServer(t, "regression", 1)
-	body, err := os.ReadFile(big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("POST", s.url("/predict/"), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "text/csv")
-	status, _, resp := s.do(req)
-	if status != 200 {
-		t.Fatalf("server: %d %.300s", status, resp)
-	}
-	served := parsePredictions(t, resp)
+	served := startServer(t, "regression", 1).predictFile(big)
 	if len(scored) != rows || len(served) != rows {
 		t.Fatalf("score wrote %d rows, server answered %d; want %d", len(scored), len(served), rows)
 	}
