@@ -281,3 +281,24 @@ func TestHadolint(t *testing.T) {
 		t.Fatalf("hadolint: %v\n%s", err, out)
 	}
 }
+
+// TestDockerfileGoMatchesGoMod: the build stage's Go is the one go.mod asks for.
+func TestDockerfileGoMatchesGoMod(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("no go directive in go.mod")
+	}
+	for _, in := range readDockerfile(t) {
+		if in.cmd == "FROM" && strings.HasPrefix(in.args, "golang:") {
+			if tag := strings.TrimPrefix(strings.Fields(in.args)[0], "golang:"); !strings.HasPrefix(tag, string(m[1])) {
+				t.Fatalf("build stage golang:%s, go.mod wants go %s", tag, m[1])
+			}
+			return
+		}
+	}
+	t.Fatal("no golang build stage")
+}

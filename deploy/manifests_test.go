@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -332,4 +333,29 @@ func subset(sel, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestKustomizeBuilds renders the kustomization with kubectl (offline) when kubectl is
+// installed: it must yield exactly the four workload manifests.
+func TestKustomizeBuilds(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not installed; TestManifestHeaders checks the kustomization's file list")
+	}
+	out, err := exec.Command(kubectl, "kustomize", "kubernetes").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	objs, err := parseManifests(map[string]string{"rendered.yaml": string(out)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Kind)
+	}
+	sort.Strings(got)
+	if want := "Deployment HorizontalPodAutoscaler PodDisruptionBudget Service"; strings.Join(got, " ") != want {
+		t.Fatalf("kustomize rendered %v, want %s", got, want)
+	}
 }
