@@ -20,12 +20,58 @@ import (
 // Starter starts the predictor that scores the file.
 type Starter func(ctx context.Context) (predictor.Predictor, error)
 
+// DefaultChunkBytes is how much CSV input one predictor call gets in chunked mode. The
+// predictor's pandas frame costs about 3-4 times the CSV text, so this keeps the
+// Python side within tens of MiB of its idle size whatever the file's size.
+const DefaultChunkBytes = 4 << 20
+
+// Options tune Run; the zero value is what `drum score` uses.
+type Options struct {
+	// ChunkBytes: --output CSV files larger than this are scored in chunks of about
+	// this size (0: DefaultChunkBytes).
+	ChunkBytes int
+	// Progress receives the progress bar; nil: stderr when it is a terminal, else none.
+	Progress io.Writer
+}
+
 // Run scores cfg.Input and writes to cfg.Output, or to stdout when it is empty.
 func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Writer) error {
-	payload, err := os.ReadFile(cfg.Input)
+	return RunWith(ctx, cfg, start, stdout, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(ctx context.Context, cfg *config.Config, start Starter, stdout io.Writer, opts Options) error {
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if opts.Progress == nil && stderrIsTerminal() {
+		opts.Progress = os.Stderr
+	}
+	st, err := os.Stat(cfg.Input)
 	if err != nil {
 		return fmt.Errorf("read --input: %w", err)
 	}
+	if err := checkOutput(cfg.Output); err != nil {
+		return err
+	}
+	if chunkable(cfg) && st.Size() > int64(opts.ChunkBytes) {
+		return runChunked(ctx, cfg, start, opts, st.Size())
+	}
+	return runWhole(ctx, cfg, start, stdout)
+}
+
+// chunkable: CSV in, CSV out, one row in gives one row out. The printed DataFrame
+// (no --output) stays whole, as pandas truncates it to the first and last rows of
+// the whole frame; .mtx and unstructured inputs have no rows to split on.
+func chunkable(cfg *config.Config) bool {
+	if cfg.Output == "" || filepath.Ext(cfg.Input) == ".mtx" {
+		return false
+	}
+	return cfg.TargetType != config.TargetUnstructured
+}
+
+// scoreRequest is the predictor call for payload (the whole file or one chunk).
+func scoreRequest(cfg *config.Config, payload []byte) (*predictor.Request, error) {
 	req := &predictor.Request{Op: "score", Payload: payload, Format: "csv", ScoreOutput: "csv"}
 	// DRUM picks the format by extension only, case-sensitively.
 	if filepath.Ext(cfg.Input) == ".mtx" {
@@ -35,8 +81,9 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 		req.ScoreOutput = "text"
 	}
 	if cfg.SparseColumnFile != "" {
+		var err error
 		if req.SparseColNames, err = readColumnNames(cfg.SparseColumnFile); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	switch cfg.TargetType {
@@ -48,7 +95,17 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 			req.MimeType = "text/csv"
 		}
 	}
-	if err := checkOutput(cfg.Output); err != nil {
+	return req, nil
+}
+
+// runWhole sends the whole file in one call, as DRUM does.
+func runWhole(ctx context.Context, cfg *config.Config, start Starter, stdout io.Writer) error {
+	payload, err := os.ReadFile(cfg.Input)
+	if err != nil {
+		return fmt.Errorf("read --input: %w", err)
+	}
+	req, err := scoreRequest(cfg, payload)
+	if err != nil {
 		return err
 	}
 	p, err := start(ctx)
@@ -64,21 +121,29 @@ func Run(ctx context.Context, cfg *config.Config, start Starter, stdout io.Write
 		_, err = stdout.Write(res.Body)
 		return err
 	}
-	// Write beside the target and rename, so a failed run never leaves half a file.
-	tmp, err := os.CreateTemp(filepath.Dir(cfg.Output), ".drum-score-*")
+	return writeAtomically(cfg.Output, func(w io.Writer) error {
+		_, err := w.Write(res.Body)
+		return err
+	})
+}
+
+// writeAtomically writes beside the target and renames, so a failed run never leaves
+// half a file.
+func writeAtomically(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".drum-score-*")
 	if err != nil {
 		return fmt.Errorf("write --output: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(res.Body); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+		return fmt.Errorf("write --output %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), cfg.Output); err != nil {
-		return fmt.Errorf("write --output %s: %w", cfg.Output, err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write --output %s: %w", path, err)
 	}
 	return nil
 }

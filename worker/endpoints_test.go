@@ -148,7 +148,7 @@ func TestInfoModelMetadata(t *testing.T) {
 
 func TestErrorServerRoutes(t *testing.T) {
 	le := &predictor.LoadError{Message: "An error occurred when loading your artifact: boom"}
-	h := newErrorHandler("/p", fmt.Errorf("worker 1: start predictor: %w", le))
+	h := newErrorHandler("/p", fmt.Errorf("worker 1: start predictor: %w", le), nil, errorStatus())
 	want := `{"message":"ERROR: An error occurred when loading your artifact: boom"}` + "\n"
 	for _, c := range []struct {
 		method, path string
@@ -159,6 +159,7 @@ func TestErrorServerRoutes(t *testing.T) {
 		{"POST", "/p/predictionsUnstructured/", 513},
 		{"GET", "/p/info/", 404}, {"GET", "/predict/", 404}, {"GET", "/p/predict/", 405},
 		{"POST", "/p/predict", 308},
+		{"GET", "/p/v2/health/live", 513}, {"GET", "/p/v2/health/ready", 513}, {"GET", "/p/metrics", 200},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
@@ -169,7 +170,7 @@ func TestErrorServerRoutes(t *testing.T) {
 			t.Errorf("%s %s: body %q", c.method, c.path, rec.Body.String())
 		}
 	}
-	if h := newErrorHandler("", errors.New("plain")); h.msg != "ERROR: plain" {
+	if h := newErrorHandler("", errors.New("plain"), nil, errorStatus()); h.msg != "ERROR: plain" {
 		t.Errorf("msg %q", h.msg)
 	}
 }

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +161,61 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+func errorStatus() *statusSource {
+	return newStatusSource(config.Config{}, 1, true, &counters{}, 1, 0)
+}
+
+// TestErrorServerAuthAndMetrics: with --with-error-server, a model that fails to load
+// keeps the serving worker's token check, static headers and /metrics.
+func TestErrorServerAuthAndMetrics(t *testing.T) {
+	g := newGuard(config.Operability{AuthHeader: "X-Api-Key", AuthToken: "s3cret-tok",
+		ExtraHeaders: map[string]string{"X-Team": "ml"}})
+	h := newErrorHandler("", errors.New("boom"), g, errorStatus())
+	do := func(method, path string, hdr map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	token := map[string]string{"X-Api-Key": "s3cret-tok"}
+	for _, c := range []struct {
+		method, path string
+		hdr          map[string]string
+		want         int
+	}{
+		{"GET", "/ping/", nil, 513}, // open, as in serving mode; 513 is the error server's answer
+		{"GET", "/health/", nil, 513},
+		{"GET", "/v2/health/live", nil, 513},
+		{"POST", "/predict/", nil, 401},
+		{"POST", "/predict/", map[string]string{"X-Api-Key": "wrong"}, 401},
+		{"POST", "/predict/", token, 513},
+		{"GET", "/metrics", nil, 401},
+		{"GET", "/metrics", token, 200},
+	} {
+		rec := do(c.method, c.path, c.hdr)
+		if rec.Code != c.want || rec.Header().Get("X-Team") != "ml" {
+			t.Errorf("%s %s %v: %d (X-Team %q), want %d", c.method, c.path, c.hdr, rec.Code, rec.Header().Get("X-Team"), c.want)
+		}
+		if rec.Code == 401 && !strings.Contains(rec.Body.String(), `"message"`) {
+			t.Errorf("401 body %q", rec.Body.String())
+		}
+		if strings.Contains(rec.Body.String(), "s3cret-tok") {
+			t.Errorf("the token leaked: %s", rec.Body.String())
+		}
+	}
+	body := do("GET", "/metrics", token).Body.String()
+	for _, want := range []string{
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="513",http_route="/predict/"} 1`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="401",http_route="/predict/"} 2`,
+		`drum_build_info{`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("error server /metrics lacks %q:\n%s", want, body)
+		}
+	}
 }

@@ -517,18 +517,7 @@ func TestScoreMatchesServer(t *testing.T) {
 			if model != "regression" {
 				return
 			}
-			s := startServer(t, model, 2)
-			body, err := os.ReadFile(input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req, _ := http.NewRequest("POST", s.url("/predict/"), bytes.NewReader(body))
-			req.Header.Set("Content-Type", "text/csv")
-			status, _, resp := s.do(req)
-			if status != 200 {
-				t.Fatalf("server: %d %s", status, resp)
-			}
-			served := parsePredictions(t, resp)
+			served := startServer(t, model, 2).predictFile(input)
 			rows := csvColumn(t, got)
 			if len(rows) != 100 || len(served) != 100 {
 				t.Fatalf("score wrote %d rows, server answered %d; want 100 each", len(rows), len(served))
@@ -540,6 +529,22 @@ func TestScoreMatchesServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// predictFile POSTs a CSV file to /predict/ and returns the predictions.
+func (s *server) predictFile(path string) []prediction {
+	s.t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", s.url("/predict/"), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/csv")
+	status, _, resp := s.do(req)
+	if status != 200 {
+		s.t.Fatalf("server: %d %.300s", status, resp)
+	}
+	return parsePredictions(s.t, resp)
 }
 
 func csvColumn(t *testing.T, b []byte) []float64 {
