@@ -1,0 +1,273 @@
+"""drum zygote: one warm interpreter per master generation that forks predictors.
+
+This source is appended to bridge.py and run by ZygoteBootstrap (see embed.go), so the bridge's
+functions are module globals here. The master starts it with
+
+    fd 3  the boot pipe: one frame (this source), then nothing; EOF means the master is gone
+    fd 4  the fork socket (SOCK_SEQPACKET), shared by every worker of the generation
+
+It imports the heavy libraries once (numpy, pandas, scikit-learn) and then forks one predictor
+per request, so predictors share those pages copy-on-write instead of each importing them. The
+model itself is loaded in the child, exactly as a spawned predictor loads it: custom.py's
+module code, init and load_model run once per predictor, as DRUM runs them once per gunicorn
+worker, and a new generation (SIGHUP) gets a new zygote that has never imported user code.
+
+A fork request is one message: JSON {"boot": <bridge boot config>, "env": ["K=V", ...]} with
+six descriptors: the predictor's request pipe (read end), reply pipe (write end), stdout,
+stderr, a pidfd of the asking worker and the status socket. On the status socket the zygote
+answers {"pid": N} with a pidfd of the child (or {"error": "..."}), and later, once it has
+reaped the child, {"exit": "signal: killed"} (Go's wording), then closes it.
+
+Forking is only safe with a single thread: a thread pool forked mid-operation leaves locks held
+forever in the child. OpenBLAS and numexpr start pools at import (both register pthread_atfork
+handlers, but libgomp, pulled in by scikit-learn, does not), so the zygote caps every known pool
+at one thread *before* importing (the master sets them in our environment), checks /proc/self/task has exactly one entry, and each child
+restores the user's settings. When the check fails the zygote refuses every request with the
+reason, and workers start predictors the classic way.
+"""
+
+import select as _select
+import socket as _socket
+
+_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")  # see zygote.go
+_PRELOAD = ("numpy", "pandas", "sklearn", "sklearn.base", "threadpoolctl")
+_SIGNAL_NAMES = {  # Go's os.ProcessState wording, so both start modes explain deaths alike
+    signal.SIGKILL: "killed",
+    signal.SIGTERM: "terminated",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGINT: "interrupt",
+    signal.SIGBUS: "bus error",
+    signal.SIGHUP: "hangup",
+    signal.SIGQUIT: "quit",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGPIPE: "broken pipe",
+}
+BOOT_FD = 3
+FORK_FD = 4
+
+
+def _thread_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _describe_status(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return "signal: " + _SIGNAL_NAMES.get(sig, "signal %d" % sig)
+    return "exit status %d" % os.WEXITSTATUS(status)
+
+
+def _preload():
+    """Imports the shared libraries (their thread pools capped by the master through the
+    environment); returns why forking is unsafe, or ""."""
+    loaded = []
+    for name in _PRELOAD:
+        try:
+            __import__(name)
+            loaded.append(name)
+        except Exception as exc:  # a missing optional library is not an error
+            log("debug", "zygote: not preloading %s: %s" % (name, exc))
+    threads = _thread_count()
+    log("info", "zygote: libraries imported", preloaded=loaded, threads=threads)
+    if threads != 1:
+        return "the zygote runs %d threads after importing %s; forking it is not safe" % (
+            threads,
+            ", ".join(loaded),
+        )
+    if "numpy" in loaded and "threadpoolctl" not in loaded:
+        log("warn", "zygote: threadpoolctl is missing: forked predictors keep BLAS at one thread")
+    return ""
+
+
+def _restore_pools(saved_env):
+    """In the child: undo the zygote's thread caps, as a fresh interpreter would have them."""
+    for name in _POOL_VARS:
+        if saved_env.get(name) is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env[name]
+    cores = os.cpu_count() or 1
+    if "threadpoolctl" in sys.modules:
+        import threadpoolctl
+
+        for api, var in (("blas", "OPENBLAS_NUM_THREADS"), ("openmp", "OMP_NUM_THREADS")):
+            want = saved_env.get(var)
+            try:
+                threadpoolctl.threadpool_limits(limits=int(want) if want else cores, user_api=api)
+            except Exception as exc:
+                log("warn", "could not restore %s threads: %s" % (api, exc))
+    if "numexpr" in sys.modules:
+        want = saved_env.get("NUMEXPR_NUM_THREADS")
+        try:
+            sys.modules["numexpr"].set_num_threads(int(want) if want else min(cores, 8))
+        except Exception as exc:
+            log("warn", "could not restore numexpr threads: %s" % (exc,))
+
+
+def _watch_worker(pidfd):
+    """In the child: die with the worker that asked for us (we are not its child, so
+    PR_SET_PDEATHSIG cannot do it). EOF on the request pipe covers an idle predictor; this
+    covers one busy in the user's code."""
+    import threading
+
+    def wait():
+        p = _select.poll()
+        p.register(pidfd, _select.POLLIN)
+        while not p.poll():
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=wait, name="drum-worker-watch", daemon=True).start()
+
+
+def _child(req, saved_env, fds, status_sock, others):
+    """Runs in the forked child: becomes a bridge predictor on the worker's pipes."""
+    req_r, rep_w, out_w, err_w, worker_pidfd = fds
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    status_sock.close()
+    for fd in others:  # the zygote's own descriptors and the other children's status sockets
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    global _LOG_FD
+    if _LOG_FD is not None:  # the zygote's log channel; main() opens the predictor's own
+        os.close(_LOG_FD)
+        _LOG_FD = None
+    logging.getLogger().handlers.clear()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for src, dst in ((req_r, REQUEST_FD), (rep_w, REPLY_FD), (out_w, 1), (err_w, 2)):
+        os.dup2(src, dst)  # replaces the boot pipe and the fork socket on 3 and 4
+        os.close(src)
+    for kv in req.get("env") or []:
+        k, _, v = kv.partition("=")
+        os.environ[k] = v
+    _restore_pools(saved_env)
+    _watch_worker(worker_pidfd)
+    sys.argv = ["drum-predictor"]
+    code = 1
+    try:
+        code = main(json.dumps(req["boot"]).encode())
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code or 0)
+
+
+def _send(sock, msg, fds=()):
+    try:
+        _socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
+        return True
+    except OSError:
+        return False  # the worker gave up on this request
+
+
+def zygote_main(boot_meta):
+    cfg = json.loads(boot_meta)
+    _configure_logging(cfg.get("log_level", "info"))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master decides when we stop
+    # The master caps the pools at one thread in our environment and passes the user's own
+    # values (None: unset) for the children to restore.
+    saved_env = cfg.get("pool_env") or {}
+    unsafe = _preload()
+    if unsafe:
+        log("warn", "zygote: refusing to fork predictors: " + unsafe)
+
+    fork_sock = _socket.socket(fileno=FORK_FD)
+    os.set_inheritable(BOOT_FD, False)
+    fork_sock.set_inheritable(False)
+    # SIGCHLD wakes the poll loop through a pipe, so children are reaped promptly.
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children = {}  # pid -> status socket
+
+    poller = _select.poll()
+    poller.register(BOOT_FD, _select.POLLIN)
+    poller.register(fork_sock.fileno(), _select.POLLIN)
+    poller.register(wake_r, _select.POLLIN)
+    log("debug", "zygote: ready for fork requests")
+    while True:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, ev in events:
+            if fd == BOOT_FD:
+                if not os.read(BOOT_FD, 4096):
+                    log("debug", "zygote: master gone; exiting")
+                    return 0
+            elif fd == wake_r:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                _reap(children)
+            elif fd == fork_sock.fileno():
+                _serve_request(fork_sock, children, saved_env, unsafe, [BOOT_FD, wake_r, wake_w])
+
+
+def _reap(children):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock = children.pop(pid, None)
+        if sock is not None:
+            _send(sock, {"exit": _describe_status(status)})
+            sock.close()
+
+
+def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
+    try:
+        data, fds, _flags, _addr = _socket.recv_fds(fork_sock, 1 << 16, 8)
+    except (BlockingIOError, InterruptedError):
+        return
+    if len(fds) != 6:
+        for fd in fds:
+            os.close(fd)
+        log("error", "zygote: fork request with %d descriptors, want 6; ignored" % len(fds))
+        return
+    status_sock = _socket.socket(fileno=fds[5])
+    child_fds = fds[:5]
+    try:
+        if unsafe:
+            _send(status_sock, {"error": unsafe})
+            return
+        try:
+            req = json.loads(data)
+        except ValueError as exc:
+            _send(status_sock, {"error": "undecodable fork request: %s" % exc})
+            return
+        others = own_fds + [fork_sock.fileno()] + [s.fileno() for s in children.values()]
+        pid = os.fork()
+        if pid == 0:
+            _child(req, saved_env, child_fds, status_sock, others)  # never returns
+        pidfd = os.pidfd_open(pid)  # the child is ours and unreaped: this is it, not a reused pid
+        try:
+            sent = _send(status_sock, {"pid": pid}, [pidfd])
+        finally:
+            os.close(pidfd)
+        if not sent:
+            os.kill(pid, signal.SIGKILL)  # nobody will talk to it
+        children[pid] = status_sock
+        status_sock = None
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+        if status_sock is not None:
+            status_sock.close()

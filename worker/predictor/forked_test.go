@@ -1,0 +1,163 @@
+package predictor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drum-go/drum/internal/proctree"
+)
+
+// startTestZygote starts a zygote and a ForkServer on its worker socket (as a worker
+// inherits it); both end with the test.
+func startTestZygote(t *testing.T, env ...string) (*Zygote, *ForkServer) {
+	t.Helper()
+	py := needPython(t)
+	z, err := StartZygote(py, append(os.Environ(), env...), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(z.Stop)
+	dup, err := syscall.Dup(int(z.WorkerSocket().Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewForkServer(os.NewFile(uintptr(dup), "fork"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	return z, fs
+}
+
+func forkTemp(t *testing.T, fs *ForkServer, cfg Config) (*Python, error) {
+	t.Helper()
+	p, err := fs.Start(context.Background(), cfg)
+	if err == nil {
+		t.Cleanup(func() { p.Close() })
+	}
+	return p, err
+}
+
+func parentOf(pid int) int {
+	for parent, kids := range proctree.Children("/proc") {
+		for _, k := range kids {
+			if k == pid {
+				return parent
+			}
+		}
+	}
+	return 0
+}
+
+// TestForkedPredictorServesGolden: predictors forked from one zygote are its children and
+// answer the golden requests as spawned ones do.
+func TestForkedPredictorServesGolden(t *testing.T) {
+	needGolden(t)
+	z, fs := startTestZygote(t)
+	for _, model := range []string{"regression", "custom"} {
+		cfg := modelConfig(t, filepath.Join(goldenDir, "models", model), goldenModels[model])
+		cfg.Logger = testLogger(t)
+		p, err := forkTemp(t, fs, cfg)
+		if err != nil {
+			t.Fatalf("fork %s: %v", model, err)
+		}
+		if got := parentOf(p.Pid()); got != z.Pid() {
+			t.Fatalf("%s: predictor %d has parent %d, want the zygote %d", model, p.Pid(), got, z.Pid())
+		}
+		c := loadGolden(t, model, "predict_csv_5")
+		res, err := p.Call(context.Background(), &Request{Op: "predict", Format: "csv", Payload: c.payload(t)})
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		_, want := goldenPredictions(t, c.Response.Body)
+		if len(res.Values) != len(want) {
+			t.Fatalf("%s: %d values, want %d", model, len(res.Values), len(want))
+		}
+		for i := range want {
+			if d := res.Values[i] - want[i]; d > 1e-9 || d < -1e-9 {
+				t.Fatalf("%s: value %d = %v, want %v", model, i, res.Values[i], want[i])
+			}
+		}
+	}
+}
+
+// TestForkedKillAndDeadline: a forked predictor killed -9 is seen dead with the zygote's
+// account of it, and a passed deadline kills it through its pidfd.
+func TestForkedKillAndDeadline(t *testing.T) {
+	_, fs := startTestZygote(t)
+	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": echoModel}), goldenModel{target: "regression"})
+	cfg.Logger = testLogger(t)
+
+	p, err := forkTemp(t, fs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := callValue(t, p, context.Background(), echoRequest("7", "0")); v != 7 {
+		t.Fatalf("echo 7 gave %v", v)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		syscall.Kill(p.Pid(), syscall.SIGKILL)
+	}()
+	_, err = p.Call(context.Background(), echoRequest("1", "30"))
+	var de *DiedError
+	if !errors.As(err, &de) || de.Reason != "signal: killed" {
+		t.Fatalf("want *DiedError with reason \"signal: killed\", got %v", err)
+	}
+
+	p2, err := forkTemp(t, fs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var te *TimeoutError
+	if _, err := p2.Call(ctx, echoRequest("1", "30")); !errors.As(err, &te) {
+		t.Fatalf("want *TimeoutError, got %v", err)
+	}
+	select {
+	case <-p2.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed-out forked predictor still running 10 s after its kill")
+	}
+}
+
+// TestForkedLoadError: a model that fails to load gives the same *LoadError as spawned.
+func TestForkedLoadError(t *testing.T) {
+	_, fs := startTestZygote(t)
+	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": "def load_model(d):\n    raise ValueError('nope')\n"}), goldenModel{target: "regression"})
+	_, err := forkTemp(t, fs, cfg)
+	var le *LoadError
+	if !errors.As(err, &le) || !strings.Contains(le.Message, "nope") {
+		t.Fatalf("want *LoadError mentioning nope, got %v", err)
+	}
+}
+
+// TestForkUnavailable: a zygote that is gone, or that refuses because it is not
+// single-threaded, gives *ForkUnavailableError so the worker can spawn instead.
+func TestForkUnavailable(t *testing.T) {
+	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": echoModel}), goldenModel{target: "regression"})
+
+	z, fs := startTestZygote(t)
+	syscall.Kill(z.Pid(), syscall.SIGKILL)
+	<-z.Done()
+	var fu *ForkUnavailableError
+	if _, err := forkTemp(t, fs, cfg); !errors.As(err, &fu) {
+		t.Fatalf("dead zygote: want *ForkUnavailableError, got %v", err)
+	}
+
+	// A thread started at import makes forking unsafe: the zygote refuses with the reason.
+	_, fs = startTestZygote(t, "PYTHONSTARTUP=", "PYTHONPATH="+writeModel(t, map[string]string{
+		"sitecustomize.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
+	}))
+	_, err := forkTemp(t, fs, cfg)
+	if !errors.As(err, &fu) || !strings.Contains(fu.Reason, "threads") {
+		t.Fatalf("threaded zygote: want *ForkUnavailableError about threads, got %v", err)
+	}
+}
