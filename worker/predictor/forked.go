@@ -18,6 +18,9 @@ import (
 // libraries copy-on-write.
 type ForkServer struct {
 	conn *net.UnixConn // SOCK_SEQPACKET: each request is one atomic message
+
+	mu       sync.Mutex
+	fallback string // why predictors are spawned instead, once forking failed
 }
 
 // NewForkServer wraps the inherited fork socket; it takes ownership of f.
@@ -46,8 +49,9 @@ func (e *ForkUnavailableError) Error() string { return "zygote cannot fork a pre
 
 // forkRequest is the message to the zygote; six descriptors travel with it (forkFDs).
 type forkRequest struct {
-	Boot json.RawMessage `json:"boot"`
-	Env  []string        `json:"env,omitempty"`
+	Boot      json.RawMessage `json:"boot"`
+	Env       []string        `json:"env,omitempty"`
+	WorkerPid int             `json:"worker_pid"` // for the child's process title
 }
 
 // forkReply is the zygote's answer on the status socket: pid (with a pidfd), an error, or
@@ -65,9 +69,39 @@ func (z *ForkServer) Start(ctx context.Context, cfg Config) (*Python, error) {
 	return startAndWarm(ctx, cfg, z.fork)
 }
 
+// StartOrSpawn forks a predictor, or spawns one when the zygote cannot fork (it refused
+// or is gone): the first such failure is logged with its reason and every later
+// predictor of this worker is spawned. A nil ForkServer always spawns.
+func (z *ForkServer) StartOrSpawn(ctx context.Context, cfg Config) (*Python, error) {
+	if z == nil {
+		return StartPython(ctx, cfg)
+	}
+	z.mu.Lock()
+	fallback := z.fallback
+	z.mu.Unlock()
+	if fallback != "" {
+		return StartPython(ctx, cfg)
+	}
+	p, err := z.Start(ctx, cfg)
+	var fu *ForkUnavailableError
+	if !errors.As(err, &fu) {
+		return p, err
+	}
+	z.mu.Lock()
+	if z.fallback == "" {
+		z.fallback = fu.Reason
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("predictors start as fresh interpreters from now on (spawn): the zygote cannot fork",
+				"reason", fu.Reason)
+		}
+	}
+	z.mu.Unlock()
+	return StartPython(ctx, cfg)
+}
+
 // fork is the launcher of forked predictors.
 func (z *ForkServer) fork(ctx context.Context, cfg Config, pipes *childPipes, bootMeta []byte) (*process, error) {
-	msg, err := json.Marshal(forkRequest{Boot: bootMeta, Env: append(append([]string{}, cfg.Env...), "PYTHONUNBUFFERED=1")})
+	msg, err := json.Marshal(forkRequest{Boot: bootMeta, Env: append(append([]string{}, cfg.Env...), "PYTHONUNBUFFERED=1"), WorkerPid: os.Getpid()})
 	if err != nil {
 		return nil, fmt.Errorf("encode fork request: %w", err)
 	}

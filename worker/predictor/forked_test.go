@@ -3,7 +3,9 @@ package predictor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,10 +17,10 @@ import (
 
 // startTestZygote starts a zygote and a ForkServer on its worker socket (as a worker
 // inherits it); both end with the test.
-func startTestZygote(t *testing.T, env ...string) (*Zygote, *ForkServer) {
+func startTestZygote(t *testing.T, codeDir string, env ...string) (*Zygote, *ForkServer) {
 	t.Helper()
 	py := needPython(t)
-	z, err := StartZygote(py, append(os.Environ(), env...), testLogger(t))
+	z, err := StartZygote(py, codeDir, append(os.Environ(), env...), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +61,10 @@ func parentOf(pid int) int {
 // answer the golden requests as spawned ones do.
 func TestForkedPredictorServesGolden(t *testing.T) {
 	needGolden(t)
-	z, fs := startTestZygote(t)
 	for _, model := range []string{"regression", "custom"} {
-		cfg := modelConfig(t, filepath.Join(goldenDir, "models", model), goldenModels[model])
+		dir := filepath.Join(goldenDir, "models", model)
+		z, fs := startTestZygote(t, dir)
+		cfg := modelConfig(t, dir, goldenModels[model])
 		cfg.Logger = testLogger(t)
 		p, err := forkTemp(t, fs, cfg)
 		if err != nil {
@@ -69,6 +72,10 @@ func TestForkedPredictorServesGolden(t *testing.T) {
 		}
 		if got := parentOf(p.Pid()); got != z.Pid() {
 			t.Fatalf("%s: predictor %d has parent %d, want the zygote %d", model, p.Pid(), got, z.Pid())
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid()))
+		if want := fmt.Sprintf("drum predictor: forked by zygote %d for worker %d", z.Pid(), os.Getpid()); !strings.Contains(string(cmdline), want) {
+			t.Fatalf("%s: predictor command line %q, want it to say %q", model, cmdline, want)
 		}
 		c := loadGolden(t, model, "predict_csv_5")
 		res, err := p.Call(context.Background(), &Request{Op: "predict", Format: "csv", Payload: c.payload(t)})
@@ -90,7 +97,7 @@ func TestForkedPredictorServesGolden(t *testing.T) {
 // TestForkedKillAndDeadline: a forked predictor killed -9 is seen dead with the zygote's
 // account of it, and a passed deadline kills it through its pidfd.
 func TestForkedKillAndDeadline(t *testing.T) {
-	_, fs := startTestZygote(t)
+	_, fs := startTestZygote(t, "")
 	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": echoModel}), goldenModel{target: "regression"})
 	cfg.Logger = testLogger(t)
 
@@ -130,7 +137,7 @@ func TestForkedKillAndDeadline(t *testing.T) {
 
 // TestForkedLoadError: a model that fails to load gives the same *LoadError as spawned.
 func TestForkedLoadError(t *testing.T) {
-	_, fs := startTestZygote(t)
+	_, fs := startTestZygote(t, "")
 	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": "def load_model(d):\n    raise ValueError('nope')\n"}), goldenModel{target: "regression"})
 	_, err := forkTemp(t, fs, cfg)
 	var le *LoadError
@@ -144,7 +151,7 @@ func TestForkedLoadError(t *testing.T) {
 func TestForkUnavailable(t *testing.T) {
 	cfg := modelConfig(t, writeModel(t, map[string]string{"custom.py": echoModel}), goldenModel{target: "regression"})
 
-	z, fs := startTestZygote(t)
+	z, fs := startTestZygote(t, "")
 	syscall.Kill(z.Pid(), syscall.SIGKILL)
 	<-z.Done()
 	var fu *ForkUnavailableError
@@ -153,11 +160,27 @@ func TestForkUnavailable(t *testing.T) {
 	}
 
 	// A thread started at import makes forking unsafe: the zygote refuses with the reason.
-	_, fs = startTestZygote(t, "PYTHONSTARTUP=", "PYTHONPATH="+writeModel(t, map[string]string{
+	_, fs = startTestZygote(t, "", "PYTHONSTARTUP=", "PYTHONPATH="+writeModel(t, map[string]string{
 		"sitecustomize.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
 	}))
 	_, err := forkTemp(t, fs, cfg)
 	if !errors.As(err, &fu) || !strings.Contains(fu.Reason, "threads") {
 		t.Fatalf("threaded zygote: want *ForkUnavailableError about threads, got %v", err)
+	}
+}
+
+// TestForkedPredictorDiesWithWorker: a forked predictor busy in user code (so it cannot
+// see EOF on its request pipe) dies once the worker that asked for it is killed, although
+// it is the zygote's child and the zygote lives on.
+func TestForkedPredictorDiesWithWorker(t *testing.T) {
+	z, _ := startTestZygote(t, "")
+	testDiesWithWorker(t, func(helper *exec.Cmd) {
+		helper.Env = append(helper.Env, "HELPER_FORK=1")
+		helper.ExtraFiles = []*os.File{z.WorkerSocket()} // fd 3
+	})
+	select {
+	case <-z.Done():
+		t.Fatalf("the zygote exited: %s", z.Reason())
+	default:
 	}
 }

@@ -54,6 +54,16 @@ func runHelperParent() {
 		// This goroutine locks its thread and returns, so the runtime ends the thread:
 		// the predictor must not care which thread asked for it.
 		runtime.LockOSThread()
+		if os.Getenv("HELPER_FORK") != "" { // forked_test.go: ask the test's zygote on fd 3
+			fs, err := NewForkServer(os.NewFile(3, "fork"))
+			if err != nil {
+				ch <- started{nil, err}
+				return
+			}
+			p, err := fs.Start(context.Background(), cfg)
+			ch <- started{p, err}
+			return
+		}
 		p, err := StartPython(context.Background(), cfg)
 		ch <- started{p, err}
 	}()
@@ -88,10 +98,19 @@ func alive(pid int) bool {
 }
 
 func TestPredictorDiesWithParent(t *testing.T) {
+	testDiesWithWorker(t, nil)
+}
+
+// testDiesWithWorker runs a helper worker (prepared by setup, if any) whose busy
+// predictor must die once the helper is killed.
+func testDiesWithWorker(t *testing.T, setup func(*exec.Cmd)) {
 	py := needPython(t)
 	dir := writeModel(t, map[string]string{"custom.py": echoModel})
 	helper := exec.Command(os.Args[0], "-test.run=^$")
 	helper.Env = append(os.Environ(), helperEnv+"=1", "HELPER_PYTHON="+py, "HELPER_CODE_DIR="+dir)
+	if setup != nil {
+		setup(helper)
+	}
 	helper.Stderr = testWriter{t}
 	out, err := helper.StdoutPipe()
 	if err != nil {

@@ -31,8 +31,10 @@ type Zygote struct {
 }
 
 // StartZygote starts the zygote under python with env (the master's environment as
-// workers get it). It does not wait for the imports: fork requests queue meanwhile.
-func StartZygote(python string, env []string, log hclog.Logger) (*Zygote, error) {
+// workers get it); codeDir is the model folder, whose drop-in pickle (if it has no
+// custom.py) the zygote preloads. It does not wait for the imports: fork requests queue
+// meanwhile.
+func StartZygote(python, codeDir string, env []string, log hclog.Logger) (*Zygote, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("start zygote: socketpair: %w", err)
@@ -73,7 +75,7 @@ func StartZygote(python string, env []string, log hclog.Logger) (*Zygote, error)
 		outR.Close()
 	}()
 	z := &Zygote{proc: proc, bootW: bootW, worker: ours}
-	meta, err := zygoteMeta(env, bridgeLogLevel(log))
+	meta, err := zygoteMeta(codeDir, env, bridgeLogLevel(log))
 	if err == nil {
 		src := append(append(append([]byte{}, bridge.Source...), '\n'), bridge.ZygoteSource...)
 		err = ipc.NewWriter(bootW).Write(ipc.KindRequest, 0, meta, src)
@@ -108,9 +110,9 @@ func isPoolVar(kv string) bool {
 	return false
 }
 
-// zygoteMeta is the zygote's boot configuration: its log level and the user's own pool
-// sizes (null: unset), which forked predictors restore.
-func zygoteMeta(env []string, logLevel string) ([]byte, error) {
+// zygoteMeta is the zygote's boot configuration: the model folder, its log level and the
+// user's own pool sizes (null: unset), which forked predictors restore.
+func zygoteMeta(codeDir string, env []string, logLevel string) ([]byte, error) {
 	pools := map[string]*string{}
 	for _, v := range poolVars {
 		pools[v] = nil
@@ -121,7 +123,7 @@ func zygoteMeta(env []string, logLevel string) ([]byte, error) {
 			pools[k] = &val
 		}
 	}
-	return json.Marshal(map[string]any{"log_level": logLevel, "pool_env": pools})
+	return json.Marshal(map[string]any{"log_level": logLevel, "pool_env": pools, "code_dir": codeDir})
 }
 
 // Pid is the zygote's process id.

@@ -7,12 +7,15 @@ functions are module globals here. The master starts it with
     fd 4  the fork socket (SOCK_SEQPACKET), shared by every worker of the generation
 
 It imports the heavy libraries once (numpy, pandas, scikit-learn) and then forks one predictor
-per request, so predictors share those pages copy-on-write instead of each importing them. The
-model itself is loaded in the child, exactly as a spawned predictor loads it: custom.py's
+per request, so predictors share those pages copy-on-write instead of each importing them. A model with
+hooks is loaded in the child, exactly as a spawned predictor loads it: custom.py's
 module code, init and load_model run once per predictor, as DRUM runs them once per gunicorn
 worker, and a new generation (SIGHUP) gets a new zygote that has never imported user code.
 
-A fork request is one message: JSON {"boot": <bridge boot config>, "env": ["K=V", ...]} with
+Where safe, the model is loaded once too: a drop-in pickle (no custom.py) is unpickled by the
+zygote and each child uses that copy as long as the file is unchanged.
+
+A fork request is one message: JSON {"boot": <bridge config>, "env": ["K=V", ...], "worker_pid": N} with
 six descriptors: the predictor's request pipe (read end), reply pipe (write end), stdout,
 stderr, a pidfd of the asking worker and the status socket. On the status socket the zygote
 answers {"pid": N} with a pidfd of the child (or {"error": "..."}), and later, once it has
@@ -26,11 +29,13 @@ restores the user's settings. When the check fails the zygote refuses every requ
 reason, and workers start predictors the classic way.
 """
 
+import gc as _gc
 import select as _select
 import socket as _socket
 
 _POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")  # see zygote.go
 _PRELOAD = ("numpy", "pandas", "sklearn", "sklearn.base", "threadpoolctl")
+_PRELOADED_MODEL = None  # (path, identity, model): a drop-in pickle the zygote unpickled
 _SIGNAL_NAMES = {  # Go's os.ProcessState wording, so both start modes explain deaths alike
     signal.SIGKILL: "killed",
     signal.SIGTERM: "terminated",
@@ -81,6 +86,55 @@ def _preload():
     return ""
 
 
+def _file_identity(path):
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _preload_model(code_dir):
+    """Unpickles a drop-in .pkl artifact once, so forked predictors share it (and the
+    modules it imports) copy-on-write. Only without custom.py: a model with hooks runs its
+    module code, init and load_model in each predictor, as DRUM does per gunicorn worker.
+    Returns why forking became unsafe, or ""."""
+    global _PRELOADED_MODEL
+    if not code_dir or any(Path(code_dir).rglob("custom.py")):
+        return ""
+    try:
+        path = Model({"code_dir": code_dir, "target_type": "regression"})._detect_artifact()
+        if not path.lower().endswith(".pkl"):
+            return ""
+        identity = _file_identity(path)
+        model = _pickle_load(path)
+    except BaseException as exc:  # the predictor reports load errors itself, as DRUM words them
+        log("debug", "zygote: not preloading the model: %s" % (exc,))
+        return ""
+    _PRELOADED_MODEL = (path, identity, model)
+    log("info", "zygote: model artifact preloaded", artifact=path)
+    threads = _thread_count()
+    if threads != 1:
+        return "the zygote runs %d threads after unpickling %s; forking it is not safe" % (threads, path)
+    return ""
+
+
+def _use_preloaded_model():
+    """In the child: the bridge's unpickling of the artifact returns the zygote's copy,
+    unless the file changed since."""
+    global _pickle_load
+    unpickle = _pickle_load
+
+    def load(path):
+        if _PRELOADED_MODEL is not None:
+            pre_path, identity, model = _PRELOADED_MODEL
+            try:
+                if path == pre_path and _file_identity(path) == identity:
+                    return model
+            except OSError:
+                pass
+        return unpickle(path)
+
+    _pickle_load = load
+
+
 def _restore_pools(saved_env):
     """In the child: undo the zygote's thread caps, as a fresh interpreter would have them."""
     for name in _POOL_VARS:
@@ -122,6 +176,27 @@ def _watch_worker(pidfd):
     threading.Thread(target=wait, name="drum-worker-watch", daemon=True).start()
 
 
+def _set_title(title):
+    """Best effort: shows the child as a predictor in ps (its command line is the zygote's
+    otherwise), by overwriting the argument area in place, and names its main thread."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (stat fields 48, 49)
+        raw = title.encode()[: end - start - 1]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(raw + b"\0" * (end - start - len(raw)))
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, b"drum-predictor", 0, 0, 0)  # PR_SET_NAME
+    except Exception:
+        pass
+
+
 def _child(req, saved_env, fds, status_sock, others):
     """Runs in the forked child: becomes a bridge predictor on the worker's pipes."""
     req_r, rep_w, out_w, err_w, worker_pidfd = fds
@@ -147,7 +222,10 @@ def _child(req, saved_env, fds, status_sock, others):
     for kv in req.get("env") or []:
         k, _, v = kv.partition("=")
         os.environ[k] = v
+    _set_title("drum predictor: forked by zygote %d for worker %s" % (os.getppid(), req.get("worker_pid")))
     _restore_pools(saved_env)
+    _use_preloaded_model()
+    _gc.enable()
     _watch_worker(worker_pidfd)
     sys.argv = ["drum-predictor"]
     code = 1
@@ -180,7 +258,10 @@ def zygote_main(boot_meta):
     # The master caps the pools at one thread in our environment and passes the user's own
     # values (None: unset) for the children to restore.
     saved_env = cfg.get("pool_env") or {}
-    unsafe = _preload()
+    # No collections in the zygote: they would leave freed holes in pages the children
+    # share, and gc.freeze() before each fork keeps the children's collections off them.
+    _gc.disable()
+    unsafe = _preload() or _preload_model(cfg.get("code_dir"))
     if unsafe:
         log("warn", "zygote: refusing to fork predictors: " + unsafe)
 
@@ -254,6 +335,7 @@ def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
             _send(status_sock, {"error": "undecodable fork request: %s" % exc})
             return
         others = own_fds + [fork_sock.fileno()] + [s.fileno() for s in children.values()]
+        _gc.freeze()
         pid = os.fork()
         if pid == 0:
             _child(req, saved_env, child_fds, status_sock, others)  # never returns
