@@ -61,7 +61,12 @@ func runWorker(c *cli.Context) error {
 		RequestTimeout:    cfg.RequestTimeout,
 		URLPrefix:         cfg.URLPrefix,
 		NewPredictor: func(ctx context.Context) (predictor.Predictor, error) {
-			return startPredictor(ctx, &cfg, log.Named("predictor"))
+			// Forked from the generation's zygote when there is one (DRUM_PREDICTOR_START).
+			p, err := inh.Fork.StartOrSpawn(ctx, predictorConfig(&cfg, log.Named("predictor")))
+			if err != nil {
+				return nil, err // a nil interface, not a nil *Python in one
+			}
+			return p, nil
 		},
 	})
 }
