@@ -34,7 +34,8 @@ func runWorker(c *cli.Context) error {
 	log := newLogger("worker", cfg.LogLevel, true)
 
 	// SIGTERM drains (in-flight requests finish); SIGQUIT/SIGINT stop at once — the
-	// predictor dies with this process through its parent-death signal.
+	// predictor dies with this process: a spawned one through its parent-death signal, a
+	// forked one (the zygote's child) by watching this process's pidfd.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)

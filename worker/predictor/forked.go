@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -163,6 +164,9 @@ func readForkReply(c *net.UnixConn) (forkReply, []int, error) {
 				}
 			}
 		}
+	}
+	if errors.Is(err, io.EOF) {
+		err, n = nil, 0
 	}
 	if err != nil {
 		return forkReply{}, fds, fmt.Errorf("read zygote answer: %w", err)

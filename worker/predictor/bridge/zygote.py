@@ -67,6 +67,11 @@ def _describe_status(status):
 def _preload():
     """Imports the shared libraries (their thread pools capped by the master through the
     environment); returns why forking is unsafe, or ""."""
+    try:  # pidfds (Linux 5.3, Python 3.9) let the worker kill its predictor without pid reuse
+        os.close(os.pidfd_open(os.getpid()))
+        _socket.send_fds  # Python 3.9
+    except (AttributeError, OSError) as exc:
+        return "this system cannot hand out pidfds (needs Linux >= 5.3 and Python >= 3.9): %s" % (exc,)
     loaded = []
     for name in _PRELOAD:
         try:
@@ -296,7 +301,10 @@ def zygote_main(boot_meta):
                     pass
                 _reap(children)
             elif fd == fork_sock.fileno():
-                _serve_request(fork_sock, children, saved_env, unsafe, [BOOT_FD, wake_r, wake_w])
+                try:
+                    _serve_request(fork_sock, children, saved_env, unsafe, [BOOT_FD, wake_r, wake_w])
+                except Exception as exc:  # one bad request must not end the zygote
+                    log("error", "zygote: fork request failed: %r" % (exc,), traceback=traceback.format_exc())
 
 
 def _reap(children):
@@ -339,15 +347,20 @@ def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
         pid = os.fork()
         if pid == 0:
             _child(req, saved_env, child_fds, status_sock, others)  # never returns
-        pidfd = os.pidfd_open(pid)  # the child is ours and unreaped: this is it, not a reused pid
+        children[pid] = status_sock  # reaped (and reported) by _reap, whatever happens next
+        status_sock = None
         try:
-            sent = _send(status_sock, {"pid": pid}, [pidfd])
+            pidfd = os.pidfd_open(pid)  # the child is ours and unreaped: this is it, not a reused pid
+        except OSError as exc:
+            os.kill(pid, signal.SIGKILL)
+            _send(children[pid], {"error": "pidfd_open of the forked predictor: %s" % (exc,)})
+            return
+        try:
+            sent = _send(children[pid], {"pid": pid}, [pidfd])
         finally:
             os.close(pidfd)
         if not sent:
             os.kill(pid, signal.SIGKILL)  # nobody will talk to it
-        children[pid] = status_sock
-        status_sock = None
     finally:
         for fd in child_fds:
             os.close(fd)
