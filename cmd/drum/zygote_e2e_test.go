@@ -199,3 +199,37 @@ func TestBadPredictorStart(t *testing.T) {
 		t.Fatalf("exit %v, output:\n%s", err, out)
 	}
 }
+
+// TestUpgradeStartsNewZygote: after SIGHUP the new generation forks from its own zygote,
+// which serves the model folder as it is now, and the old zygote leaves with its master.
+func TestUpgradeStartsNewZygote(t *testing.T) {
+	needPython(t)
+	s, dir, pidFile := startVersionServer(t)
+	old := s.cmd.Process.Pid
+	oldZygote := zygoteOf(old)
+	if oldZygote == 0 {
+		t.Fatalf("master %d has no zygote: children %v", old, childrenOf(old))
+	}
+	setVersion(t, dir, 2)
+	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 2 to serve", 60*time.Second, func() bool {
+		got, err := predictOnce(s.url("/predict/"))
+		return err == nil && got == `{"predictions":[2.0]}`
+	})
+	waitGone(t, []int{old, oldZygote}, 60*time.Second)
+	cur, err := readPID(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := zygoteOf(cur)
+	if z == 0 || z == oldZygote {
+		t.Fatalf("new master %d: zygote %d (old one %d), want a new one", cur, z, oldZygote)
+	}
+	for _, w := range workersOf(cur) {
+		if preds := predictorsOf(cur, w); len(preds) != 1 || len(childrenOf(w)) != 0 {
+			t.Fatalf("new worker %d: predictors %v, children %v; want one forked by zygote %d", w, preds, childrenOf(w), z)
+		}
+	}
+}
