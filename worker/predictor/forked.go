@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -202,13 +203,13 @@ func seqpacketPair() (*net.UnixConn, *os.File, error) {
 // reaps it, tells how on the status socket.
 func watchForked(pid, pidfd int, status *net.UnixConn, path string) *process {
 	p := &process{pid: pid, path: path + " (forked by the zygote)", done: make(chan struct{}), bridgeRunning: true}
-	var mu sync.Mutex // guards pidfd against its close
+	// Non-blocking, the pidfd joins Go's poller: waiting for the exit holds no thread.
+	_ = unix.SetNonblock(pidfd, true)
+	pf := os.NewFile(uintptr(pidfd), fmt.Sprintf("pidfd-%d", pid))
+	rc, _ := pf.SyscallConn() // fails only for a nil *os.File
+	// Control refuses once the pidfd is closed, so a late kill never reaches another file.
 	p.sigkill = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if pidfd >= 0 {
-			_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		}
+		_ = rc.Control(func(fd uintptr) { _ = unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) })
 	}
 	exitText := make(chan string, 1)
 	go func() {
@@ -229,17 +230,8 @@ func watchForked(pid, pidfd int, status *net.UnixConn, path string) *process {
 		}
 	}()
 	go func() {
-		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-		for {
-			n, err := unix.Poll(fds, -1)
-			if n > 0 || (err != nil && !errors.Is(err, unix.EINTR)) {
-				break
-			}
-		}
-		mu.Lock()
-		unix.Close(pidfd)
-		pidfd = -1
-		mu.Unlock()
+		waitPidfd(rc)
+		pf.Close()
 		// The zygote reaps it and reports its status; it may be gone itself.
 		select {
 		case p.exitText = <-exitText:
@@ -252,4 +244,24 @@ func watchForked(pid, pidfd int, status *net.UnixConn, path string) *process {
 		close(p.done)
 	}()
 	return p
+}
+
+// waitPidfd returns once the process of a pidfd has exited (the pidfd is readable).
+func waitPidfd(rc syscall.RawConn) {
+	exited := func(fd uintptr) bool {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
+	}
+	if rc.Read(exited) == nil {
+		return
+	}
+	// Not pollable by Go's poller: wait in a blocking poll instead.
+	_ = rc.Control(func(fd uintptr) {
+		for {
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+			if n > 0 || (err != nil && !errors.Is(err, unix.EINTR)) {
+				return
+			}
+		}
+	})
 }
