@@ -172,15 +172,23 @@ func TestForkUnavailable(t *testing.T) {
 // TestForkedPredictorDiesWithWorker: a forked predictor busy in user code (so it cannot
 // see EOF on its request pipe) dies once the worker that asked for it is killed, although
 // it is the zygote's child and the zygote lives on.
+//
+// Two cases: sleeping user code (the predictor's own watch on the worker's pidfd kills it)
+// and user code holding the GIL (that watch cannot run: the zygote kills it).
 func TestForkedPredictorDiesWithWorker(t *testing.T) {
-	z, _ := startTestZygote(t, "")
-	testDiesWithWorker(t, func(helper *exec.Cmd) {
-		helper.Env = append(helper.Env, "HELPER_FORK=1")
-		helper.ExtraFiles = []*os.File{z.WorkerSocket()} // fd 3
-	})
-	select {
-	case <-z.Done():
-		t.Fatalf("the zygote exited: %s", z.Reason())
-	default:
+	for _, spin := range []bool{false, true} {
+		z, _ := startTestZygote(t, "")
+		testDiesWithWorker(t, func(helper *exec.Cmd) {
+			helper.Env = append(helper.Env, "HELPER_FORK=1")
+			if spin {
+				helper.Env = append(helper.Env, "HELPER_SPIN=1")
+			}
+			helper.ExtraFiles = []*os.File{z.WorkerSocket()} // fd 3
+		})
+		select {
+		case <-z.Done():
+			t.Fatalf("the zygote exited: %s", z.Reason())
+		default:
+		}
 	}
 }

@@ -209,7 +209,7 @@ def _child(req, saved_env, fds, status_sock, others):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     status_sock.close()
-    for fd in others:  # the zygote's own descriptors and the other children's status sockets
+    for fd in others:  # the zygote's own descriptors and the other children's sockets and pidfds
         try:
             os.close(fd)
         except OSError:
@@ -256,6 +256,46 @@ def _send(sock, msg, fds=()):
         return False  # the worker gave up on this request
 
 
+class _Children:
+    """The zygote's live children: pid -> (status socket, pidfd of the worker it serves).
+    A worker that dies gets its predictor killed here too: the child's own watch thread may
+    be stuck behind user code that holds the GIL, and only the zygote, its parent, can kill
+    it with no risk of hitting a reused pid."""
+
+    def __init__(self, poller):
+        self.poller = poller
+        self.by_pid = {}
+        self.by_worker = {}  # worker pidfd -> child pid
+
+    def add(self, pid, status_sock, worker_pidfd):
+        self.by_pid[pid] = (status_sock, worker_pidfd)
+        self.by_worker[worker_pidfd] = pid
+        self.poller.register(worker_pidfd, _select.POLLIN)
+
+    def fds(self):
+        return [fd for sock, wfd in self.by_pid.values() for fd in (sock.fileno(), wfd)]
+
+    def worker_exited(self, worker_pidfd):
+        """Kills the child of a worker that exited; True if worker_pidfd was one of ours."""
+        pid = self.by_worker.pop(worker_pidfd, None)
+        if pid is None:
+            return False
+        self.poller.unregister(worker_pidfd)  # closed on reaping, so the number stays ours
+        os.kill(pid, signal.SIGKILL)
+        return True
+
+    def reaped(self, pid, status):
+        entry = self.by_pid.pop(pid, None)
+        if entry is None:
+            return
+        sock, worker_pidfd = entry
+        _send(sock, {"exit": _describe_status(status)})
+        sock.close()
+        if self.by_worker.pop(worker_pidfd, None) is not None:
+            self.poller.unregister(worker_pidfd)
+        os.close(worker_pidfd)
+
+
 def zygote_main(boot_meta):
     cfg = json.loads(boot_meta)
     _configure_logging(cfg.get("log_level", "info"))
@@ -277,9 +317,8 @@ def zygote_main(boot_meta):
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    children = {}  # pid -> status socket
-
     poller = _select.poll()
+    children = _Children(poller)
     poller.register(BOOT_FD, _select.POLLIN)
     poller.register(fork_sock.fileno(), _select.POLLIN)
     poller.register(wake_r, _select.POLLIN)
@@ -300,6 +339,8 @@ def zygote_main(boot_meta):
                 except BlockingIOError:
                     pass
                 _reap(children)
+            elif children.worker_exited(fd):
+                pass
             elif fd == fork_sock.fileno():
                 try:
                     _serve_request(fork_sock, children, saved_env, unsafe, [BOOT_FD, wake_r, wake_w])
@@ -315,10 +356,7 @@ def _reap(children):
             return
         if pid == 0:
             return
-        sock = children.pop(pid, None)
-        if sock is not None:
-            _send(sock, {"exit": _describe_status(status)})
-            sock.close()
+        children.reaped(pid, status)
 
 
 def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
@@ -342,21 +380,22 @@ def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
         except ValueError as exc:
             _send(status_sock, {"error": "undecodable fork request: %s" % exc})
             return
-        others = own_fds + [fork_sock.fileno()] + [s.fileno() for s in children.values()]
+        others = own_fds + [fork_sock.fileno()] + children.fds()
         _gc.freeze()
         pid = os.fork()
         if pid == 0:
             _child(req, saved_env, child_fds, status_sock, others)  # never returns
-        children[pid] = status_sock  # reaped (and reported) by _reap, whatever happens next
-        status_sock = None
+        # Reaped (and reported) by _reap whatever happens next; the worker's pidfd stays open.
+        children.add(pid, status_sock, child_fds.pop())
+        sock, status_sock = status_sock, None
         try:
             pidfd = os.pidfd_open(pid)  # the child is ours and unreaped: this is it, not a reused pid
         except OSError as exc:
             os.kill(pid, signal.SIGKILL)
-            _send(children[pid], {"error": "pidfd_open of the forked predictor: %s" % (exc,)})
+            _send(sock, {"error": "pidfd_open of the forked predictor: %s" % (exc,)})
             return
         try:
-            sent = _send(children[pid], {"pid": pid}, [pidfd])
+            sent = _send(sock, {"pid": pid}, [pidfd])
         finally:
             os.close(pidfd)
         if not sent:
