@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/drum-go/drum/internal/proctree"
 )
@@ -192,3 +195,69 @@ func TestForkedPredictorDiesWithWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestForkedPreloadedPickleFollowsTheFile: the zygote unpickles a drop-in artifact once;
+// a predictor forked after the file changed loads the new one from disk.
+func TestForkedPreloadedPickleFollowsTheFile(t *testing.T) {
+	py := needPython(t)
+	dir := t.TempDir()
+	mk := func(name string, value float64) string {
+		path := filepath.Join(t.TempDir(), name)
+		script := fmt.Sprintf(`import pickle, sys
+from sklearn.dummy import DummyRegressor
+m = DummyRegressor(strategy="constant", constant=%g).fit([[0.0]], [0.0])
+pickle.dump(m, open(sys.argv[1], "wb"))`, value)
+		if out, err := exec.Command(py, "-c", script, path).CombinedOutput(); err != nil {
+			t.Fatalf("make pickle: %v\n%s", err, out)
+		}
+		return path
+	}
+	one, two := mk("one.pkl", 1), mk("two.pkl", 2)
+	if err := os.Rename(one, filepath.Join(dir, "model.pkl")); err != nil {
+		t.Fatal(err)
+	}
+	var zlog strings.Builder
+	var mu sync.Mutex
+	z, err := StartZygote(py, dir, os.Environ(), hclog.New(&hclog.LoggerOptions{Output: writerFunc(func(b []byte) {
+		mu.Lock()
+		zlog.Write(b)
+		mu.Unlock()
+	})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(z.Stop)
+	dup, _ := syscall.Dup(int(z.WorkerSocket().Fd()))
+	fs, err := NewForkServer(os.NewFile(uintptr(dup), "fork"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	cfg := modelConfig(t, dir, goldenModel{target: "regression"})
+	predict := func() float64 {
+		p, err := forkTemp(t, fs, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return callValue(t, p, context.Background(), &Request{Op: "predict", Format: "csv", Payload: []byte("x\n5\n")})
+	}
+	if v := predict(); v != 1 {
+		t.Fatalf("first model predicted %v, want 1", v)
+	}
+	mu.Lock()
+	preloaded := strings.Contains(zlog.String(), "model artifact preloaded")
+	mu.Unlock()
+	if !preloaded {
+		t.Fatalf("the zygote did not preload the pickle; its log:\n%s", zlog.String())
+	}
+	if err := os.Rename(two, filepath.Join(dir, "model.pkl")); err != nil {
+		t.Fatal(err)
+	}
+	if v := predict(); v != 2 {
+		t.Fatalf("after replacing model.pkl the forked predictor predicted %v, want 2 (the new file)", v)
+	}
+}
+
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
