@@ -34,7 +34,23 @@ import select as _select
 import socket as _socket
 
 _POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")  # see zygote.go
-_PRELOAD = ("numpy", "pandas", "sklearn", "sklearn.base", "threadpoolctl")
+# The libraries nearly every DRUM model uses, and the scikit-learn estimators most pickles
+# and joblib files hold: each would otherwise be imported privately by every predictor.
+_PRELOAD = (
+    "numpy",
+    "pandas",
+    "threadpoolctl",
+    "joblib",
+    "sklearn",
+    "sklearn.base",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "sklearn.tree",
+    "sklearn.ensemble",
+)
 _PRELOADED_MODEL = None  # (path, identity, model): a drop-in pickle the zygote unpickled
 _SIGNAL_NAMES = {  # Go's os.ProcessState wording, so both start modes explain deaths alike
     signal.SIGKILL: "killed",
