@@ -1,32 +1,38 @@
 """drum zygote: one warm interpreter per master generation that forks predictors.
 
-This source is appended to bridge.py and run by ZygoteBootstrap (see embed.go), so the bridge's
-functions are module globals here. The master starts it with
+This source is appended to bridge.py and run by ZygoteBootstrap (see embed.go), so the
+bridge's functions are module globals here. The master starts it with
 
     fd 3  the boot pipe: one frame (this source), then nothing; EOF means the master is gone
     fd 4  the fork socket (SOCK_SEQPACKET), shared by every worker of the generation
 
-It imports the heavy libraries once (numpy, pandas, scikit-learn) and then forks one predictor
-per request, so predictors share those pages copy-on-write instead of each importing them. A model with
-hooks is loaded in the child, exactly as a spawned predictor loads it: custom.py's
-module code, init and load_model run once per predictor, as DRUM runs them once per gunicorn
-worker, and a new generation (SIGHUP) gets a new zygote that has never imported user code.
+It imports the heavy libraries once (numpy, pandas, scikit-learn) and forks one predictor per
+request, so predictors share those pages copy-on-write instead of each importing them. The
+cyclic GC stays off here and gc.freeze() runs before each fork, so the children's collections
+never write to the shared objects.
 
-Where safe, the model is loaded once too: a drop-in pickle (no custom.py) is unpickled by the
-zygote and each child uses that copy as long as the file is unchanged.
+What runs where. A model with hooks loads in the child, exactly as a spawned predictor loads
+it: custom.py's module code, init and load_model run once per predictor, as DRUM runs them
+once per gunicorn worker. A drop-in pickle (no custom.py) is unpickled once by the zygote and
+each child uses that copy while the file is unchanged (else it unpickles the new file). A new
+generation (SIGHUP) gets a new zygote that has never seen the old code or model.
 
-A fork request is one message: JSON {"boot": <bridge config>, "env": ["K=V", ...], "worker_pid": N} with
-six descriptors: the predictor's request pipe (read end), reply pipe (write end), stdout,
-stderr, a pidfd of the asking worker and the status socket. On the status socket the zygote
-answers {"pid": N} with a pidfd of the child (or {"error": "..."}), and later, once it has
-reaped the child, {"exit": "signal: killed"} (Go's wording), then closes it.
+A fork request is one message, JSON {"boot": <bridge config>, "env": ["K=V", ...],
+"worker_pid": N}, with six descriptors: the predictor's request pipe (read end), reply pipe
+(write end), stdout, stderr, a pidfd of the asking worker and the status socket. On the status
+socket the zygote answers {"pid": N} with a pidfd of the child (or {"error": "..."}), and,
+once it has reaped the child, {"exit": "signal: killed"} (Go's wording), then closes it.
 
-Forking is only safe with a single thread: a thread pool forked mid-operation leaves locks held
+The child dies with its worker, whose child it is not: EOF on its request pipe ends an idle
+predictor, a thread in the child watches the worker's pidfd, and the zygote (its parent, so
+no pid-reuse risk) kills it when that pidfd fires, which also covers user code holding the GIL.
+
+Forking is only safe with a single thread: a thread forked mid-operation leaves its locks held
 forever in the child. OpenBLAS and numexpr start pools at import (both register pthread_atfork
-handlers, but libgomp, pulled in by scikit-learn, does not), so the zygote caps every known pool
-at one thread *before* importing (the master sets them in our environment), checks /proc/self/task has exactly one entry, and each child
-restores the user's settings. When the check fails the zygote refuses every request with the
-reason, and workers start predictors the classic way.
+handlers, libgomp, pulled in by scikit-learn, does not), so the master caps every known pool
+at one thread in our environment, the zygote checks that /proc/self/task has exactly one entry
+after its imports (and after unpickling), and each child restores the user's settings. When the
+check fails the zygote refuses every request with the reason and workers spawn predictors.
 """
 
 import gc as _gc
@@ -377,7 +383,7 @@ def _reap(children):
 
 def _serve_request(fork_sock, children, saved_env, unsafe, own_fds):
     try:
-        data, fds, _flags, _addr = _socket.recv_fds(fork_sock, 1 << 16, 8)
+        data, fds, _flags, _addr = _socket.recv_fds(fork_sock, 1 << 20, 8)  # big label lists fit
     except (BlockingIOError, InterruptedError):
         return
     if len(fds) != 6:
