@@ -130,6 +130,9 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		if err := buildServing(cfg, env); err != nil { // serving.go
 			return nil, err
 		}
+		if err := buildPredictorStart(cfg, env); err != nil { // predictorstart.go
+			return nil, err
+		}
 		cfg.WithErrorServer = f.WithErrorServer
 		if v, ok := env("WITH_ERROR_SERVER"); ok && !cfg.WithErrorServer {
 			switch strings.ToLower(strings.TrimSpace(v)) {

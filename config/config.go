@@ -47,11 +47,14 @@ type Config struct {
 	ClassLabels        []string `json:"class_labels,omitempty"`
 	Workers            int      `json:"workers"`
 	Python             string   `json:"python"` // interpreter that imports pandas
-	LogLevel           string   `json:"log_level"`
-	LogJSON            bool     `json:"log_json"`
-	PIDFile            string   `json:"pid_file,omitempty"`
-	ControlSocket      string   `json:"control_socket,omitempty"` // unix socket for drum ctl; "" = none
-	URLPrefix          string   `json:"url_prefix,omitempty"`     // URL_PREFIX: every route lives under it
+	// PredictorStart is how workers start predictors: StartFork or StartSpawn
+	// (DRUM_PREDICTOR_START; predictorstart.go). "" (drum score) spawns.
+	PredictorStart string `json:"predictor_start,omitempty"`
+	LogLevel       string `json:"log_level"`
+	LogJSON        bool   `json:"log_json"`
+	PIDFile        string `json:"pid_file,omitempty"`
+	ControlSocket  string `json:"control_socket,omitempty"` // unix socket for drum ctl; "" = none
+	URLPrefix      string `json:"url_prefix,omitempty"`     // URL_PREFIX: every route lives under it
 	// WithErrorServer (--with-error-server / WITH_ERROR_SERVER): a worker whose model
 	// fails to load serves DRUM's error server (513 answers) instead of failing.
 	WithErrorServer bool `json:"with_error_server,omitempty"`

@@ -39,7 +39,7 @@ for _ in $(seq 1 120); do
 done
 grep "drum ready" "$LOG" || { echo "demo: not ready after 60 s" >&2; cat "$LOG" >&2; exit 1; }
 
-echo; echo "demo: process tree (master -> workers -> Python predictors)"
+echo; echo "demo: process tree (master -> workers, and the zygote -> the Python predictors it forked)"
 tree() { echo "$1"; for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; }
 ps -o pid,ppid,args --forest -p "$(tree "$pid" | paste -sd, -)" | cut -c1-150
 

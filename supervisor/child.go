@@ -7,18 +7,21 @@ import (
 
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/ipc"
+	"github.com/drum-go/drum/worker/predictor"
 )
 
 // The file descriptors a worker inherits (exec.Cmd.ExtraFiles starts at 3).
 const (
 	listenerFD = 3 // the shared listening socket
 	controlFD  = 4 // this worker's end of the control socketpair
+	// forkFD (5, zygote.go): the zygote's fork socket, when WorkerConfig.Fork says so
 )
 
 // WorkerConfig is the first control message a worker receives.
 type WorkerConfig struct {
 	ID     int           `json:"id"`
 	Config config.Config `json:"config"`
+	Fork   bool          `json:"fork,omitempty"` // the zygote's fork socket is on forkFD
 }
 
 // Inherited is what a worker process gets from its master.
@@ -27,6 +30,8 @@ type Inherited struct {
 	Config   config.Config
 	Listener net.Listener
 	Control  *ipc.Conn
+	// Fork asks the generation's zygote for predictors; nil: spawn them.
+	Fork *predictor.ForkServer
 }
 
 // Inherit is called by the worker role at start-up: it takes the listener and control
@@ -54,5 +59,11 @@ func Inherit() (*Inherited, error) {
 		return nil, fmt.Errorf("worker %d: inherit listener on fd %d: %w", wc.ID, listenerFD, err)
 	}
 	lnFile.Close() // FileListener dup'ed it
-	return &Inherited{ID: wc.ID, Config: wc.Config, Listener: ln, Control: ctrl}, nil
+	inh := &Inherited{ID: wc.ID, Config: wc.Config, Listener: ln, Control: ctrl}
+	if wc.Fork {
+		if inh.Fork, err = predictor.NewForkServer(os.NewFile(forkFD, "fork")); err != nil {
+			return nil, fmt.Errorf("worker %d: inherit the zygote's socket on fd %d: %w", wc.ID, forkFD, err)
+		}
+	}
+	return inh, nil
 }

@@ -144,6 +144,10 @@ func (m *master) handleEvent(ev event) error {
 		}
 		return nil
 	}
+	if ev.kind == evZygoteExit {
+		m.zygoteExited(ev.zygote) // zygote.go
+		return nil
+	}
 	if ev.kind == evUpgrade {
 		m.upgrading = false
 		if ev.err != nil {

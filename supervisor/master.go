@@ -14,6 +14,7 @@ import (
 
 	"github.com/drum-go/drum/ipc"
 	"github.com/drum-go/drum/worker"
+	"github.com/drum-go/drum/worker/predictor"
 )
 
 type evKind int
@@ -25,6 +26,7 @@ const (
 	evExit
 	evUpgrade
 	evParentExited
+	evZygoteExit
 )
 
 // event is everything the loop reacts to besides signals and its ticker.
@@ -36,6 +38,7 @@ type event struct {
 	failed string
 	err    error
 	state  *os.ProcessState
+	zygote *predictor.Zygote // evZygoteExit
 }
 
 // master is the state the loop owns; only the loop goroutine touches it.
@@ -70,6 +73,7 @@ type master struct {
 	ctlLn        net.Listener        // the control socket, if any
 	lastStats    time.Time           // last stats broadcast
 	metrics      metricsState        // /metrics on DRUM_METRICS_ADDRESS (metrics.go)
+	zygote       *predictor.Zygote   // forks predictors for this generation's workers (zygote.go); nil: they spawn
 }
 
 // Run starts the master and blocks until it has stopped. It returns nil after a clean
@@ -175,6 +179,8 @@ func Run(ctx context.Context, opts Options) error {
 		defer signal.Stop(sigs)
 	}
 
+	m.startZygote() // zygote.go
+	defer m.stopZygote()
 	m.log.Info("starting workers", "address", ln.Addr().String(), "workers", m.want,
 		"code_dir", cfg.CodeDir, "target_type", cfg.TargetType, "python", cfg.Python,
 		"upgrade", upg.HasParent())

@@ -108,7 +108,8 @@ func (m *master) spawn(id int) (*workerProc, error) {
 
 	cmd := exec.Command(m.opts.Executable, m.opts.WorkerArgs...)
 	cmd.Env = workerEnv(os.Environ())
-	cmd.ExtraFiles = []*os.File{m.lnFile, theirs} // fd 3, fd 4
+	files, fork := m.workerFiles(theirs) // zygote.go
+	cmd.ExtraFiles = files
 	cmd.Stdout = outW
 	cmd.Stderr = outW
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -147,7 +148,7 @@ func (m *master) spawn(id int) (*workerProc, error) {
 	w.ctrl = ipc.NewConn(ours)
 	go relog(outR, m.log.With("worker", id, "pid", w.pid))
 
-	if err := w.ctrl.Send(ipc.KindConfig, WorkerConfig{ID: id, Config: m.opts.Config}); err != nil {
+	if err := w.ctrl.Send(ipc.KindConfig, WorkerConfig{ID: id, Config: m.opts.Config, Fork: fork}); err != nil {
 		// The worker died at once; its exit event reports why.
 		m.log.Error("send config to worker", "worker", id, "pid", w.pid, "error", err)
 	}

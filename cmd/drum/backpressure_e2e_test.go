@@ -315,12 +315,13 @@ func TestSlowloris(t *testing.T) {
 	}
 }
 
-// bpRSS sums the resident memory (kB) of the master and its workers (not predictors).
+// bpRSS sums the resident memory (kB) of the master and its workers (not predictors, nor
+// the zygote).
 func bpRSS(t *testing.T, s *server) int64 {
 	var total int64
 	for _, p := range processTree(s.cmd.Process.Pid) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
-		if err != nil || strings.Contains(readCmdline(p), "drum predictor") {
+		if cl := readCmdline(p); err != nil || strings.Contains(cl, "drum predictor") || strings.Contains(cl, "drum zygote") {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {

@@ -416,6 +416,9 @@ func TestGoldenPredictions(t *testing.T) {
 // predictors; a worker killed with SIGKILL is replaced; SIGTERM ends everything with 0.
 func TestProcessTreeAndShutdown(t *testing.T) {
 	needPython(t)
+	// The spawned tree: each worker's predictor is its child (forked predictors:
+	// zygote_e2e_test.go).
+	t.Setenv("DRUM_PREDICTOR_START", "spawn")
 	s := startServer(t, "regression", 2)
 	master := s.cmd.Process.Pid
 
@@ -483,8 +486,8 @@ func TestMasterKilledTakesTreeDown(t *testing.T) {
 	needPython(t)
 	s := startServer(t, "binary", 2)
 	tree := processTree(s.cmd.Process.Pid)
-	if len(tree) != 5 {
-		t.Fatalf("process tree %v, want master + 2 workers + 2 predictors", tree)
+	if len(tree) != 6 || zygoteOf(s.cmd.Process.Pid) == 0 {
+		t.Fatalf("process tree %v, want master + 2 workers + zygote + 2 forked predictors", tree)
 	}
 	_ = s.cmd.Process.Kill()
 	<-s.done

@@ -249,7 +249,7 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 	const conc = 4
 	load := startLoad(t, s.url("/predict/"), []byte("a\n1\n"), conc, 200000)
 	time.Sleep(300 * time.Millisecond)
-	victim := childrenOf(s.cmd.Process.Pid)[0]
+	victim := workersOf(s.cmd.Process.Pid)[0]
 	killed := time.Now()
 	_ = syscall.Kill(victim, syscall.SIGKILL)
 	waitFor(t, "replacement worker", 30*time.Second, func() bool { return strings.Count(s.log.String(), "worker ready") >= 3 })
@@ -275,8 +275,8 @@ func TestHeartbeatTimeout(t *testing.T) {
 	cmd.Env = append(os.Environ(), `MLOPS_RUNTIME_PARAM_DRUM_WORKER_HEARTBEAT_TIMEOUT={"type":"numeric","payload":3}`)
 	s := adoptServer(t, cmd, addr)
 	s.waitReady(60 * time.Second)
-	victim := childrenOf(s.cmd.Process.Pid)[0]
-	victimPred := childrenOf(victim)
+	victim := workersOf(s.cmd.Process.Pid)[0]
+	victimPred := predictorsOf(s.cmd.Process.Pid, victim)
 	stopped := time.Now()
 	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -567,7 +567,7 @@ func TestCtl(t *testing.T) {
 		return readyWorkers() == 3 && strings.Contains(s.log.String(), "drum ctl: killing worker")
 	})
 	ctl("remove")
-	waitFor(t, "2 workers", 30*time.Second, func() bool { return readyWorkers() == 2 && len(childrenOf(s.cmd.Process.Pid)) == 2 })
+	waitFor(t, "2 workers", 30*time.Second, func() bool { return readyWorkers() == 2 && len(workersOf(s.cmd.Process.Pid)) == 2 })
 	for args, want := range map[string]string{
 		"frobnicate": "unknown command", "add 5": "takes no argument", "kill abc": "positive number", "kill 1 2": "one worker id",
 	} {

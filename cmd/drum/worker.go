@@ -34,7 +34,8 @@ func runWorker(c *cli.Context) error {
 	log := newLogger("worker", cfg.LogLevel, true)
 
 	// SIGTERM drains (in-flight requests finish); SIGQUIT/SIGINT stop at once — the
-	// predictor dies with this process through its parent-death signal.
+	// predictor dies with this process: a spawned one through its parent-death signal, a
+	// forked one (the zygote's child) by watching this process's pidfd.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
@@ -61,7 +62,12 @@ func runWorker(c *cli.Context) error {
 		RequestTimeout:    cfg.RequestTimeout,
 		URLPrefix:         cfg.URLPrefix,
 		NewPredictor: func(ctx context.Context) (predictor.Predictor, error) {
-			return startPredictor(ctx, &cfg, log.Named("predictor"))
+			// Forked from the generation's zygote when there is one (DRUM_PREDICTOR_START).
+			p, err := inh.Fork.StartOrSpawn(ctx, predictorConfig(&cfg, log.Named("predictor")))
+			if err != nil {
+				return nil, err // a nil interface, not a nil *Python in one
+			}
+			return p, nil
 		},
 	})
 }

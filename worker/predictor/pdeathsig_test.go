@@ -18,15 +18,18 @@ import (
 const helperEnv = "DRUM_PREDICTOR_TEST_HELPER"
 
 // echoModel is a tiny custom model that loads fast (pandas only).
-// Column "sleep" delays the answer; column "stray" first writes a reply frame with an id
-// nobody waits for straight onto the reply pipe.
-const echoModel = `import json, os, struct, time
+// Column "sleep" delays the answer; column "spin" runs a regular expression that
+// backtracks for hours without releasing the GIL; column "stray" first writes a reply
+// frame with an id nobody waits for straight onto the reply pipe.
+const echoModel = `import json, os, re, struct, time
 import pandas as pd
 
 def load_model(code_dir):
     return "model"
 
 def score(data, model, **kwargs):
+    if "spin" in data.columns:
+        re.match("(a+)+$", "a" * 64 + "b")
     if "sleep" in data.columns:
         time.sleep(float(data["sleep"].iloc[0]))
     if "stray" in data.columns:
@@ -54,6 +57,16 @@ func runHelperParent() {
 		// This goroutine locks its thread and returns, so the runtime ends the thread:
 		// the predictor must not care which thread asked for it.
 		runtime.LockOSThread()
+		if os.Getenv("HELPER_FORK") != "" { // forked_test.go: ask the test's zygote on fd 3
+			fs, err := NewForkServer(os.NewFile(3, "fork"))
+			if err != nil {
+				ch <- started{nil, err}
+				return
+			}
+			p, err := fs.Start(context.Background(), cfg)
+			ch <- started{p, err}
+			return
+		}
 		p, err := StartPython(context.Background(), cfg)
 		ch <- started{p, err}
 	}()
@@ -64,7 +77,11 @@ func runHelperParent() {
 	}
 	// Keep the bridge busy in user code so it cannot notice its parent's death by EOF on
 	// fd 3: only the parent-death signal can end it then.
-	go s.p.Call(context.Background(), &Request{Op: "predict", Payload: []byte("x,sleep\n1,600\n")})
+	payload := "x,sleep\n1,600\n"
+	if os.Getenv("HELPER_SPIN") != "" {
+		payload = "x,spin\n1,1\n"
+	}
+	go s.p.Call(context.Background(), &Request{Op: "predict", Payload: []byte(payload)})
 	time.Sleep(300 * time.Millisecond)
 	fmt.Println("PID", s.p.Pid())
 	select {}
@@ -88,10 +105,19 @@ func alive(pid int) bool {
 }
 
 func TestPredictorDiesWithParent(t *testing.T) {
+	testDiesWithWorker(t, nil)
+}
+
+// testDiesWithWorker runs a helper worker (prepared by setup, if any) whose busy
+// predictor must die once the helper is killed.
+func testDiesWithWorker(t *testing.T, setup func(*exec.Cmd)) {
 	py := needPython(t)
 	dir := writeModel(t, map[string]string{"custom.py": echoModel})
 	helper := exec.Command(os.Args[0], "-test.run=^$")
 	helper.Env = append(os.Environ(), helperEnv+"=1", "HELPER_PYTHON="+py, "HELPER_CODE_DIR="+dir)
+	if setup != nil {
+		setup(helper)
+	}
 	helper.Stderr = testWriter{t}
 	out, err := helper.StdoutPipe()
 	if err != nil {

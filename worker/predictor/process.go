@@ -7,14 +7,23 @@ import (
 	"syscall"
 )
 
-// process is a started child and its exit status.
+// process is a started predictor process and its exit status: our child (spawned), or a
+// child of the zygote (forked; see forked.go).
 type process struct {
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd // nil when forked
+	path string    // the program, for messages
 	pid  int
-	done chan struct{} // closed once the child has exited and been reaped
+	done chan struct{} // closed once the process has exited (and, if ours, been reaped)
 	// Valid after done is closed.
-	state   *os.ProcessState
-	waitErr error
+	state    *os.ProcessState
+	waitErr  error
+	exitText string // forked: how it ended, as the zygote reported it ("" if unknown)
+
+	// sigkill kills a forked process through its pidfd (nil when spawned).
+	sigkill func()
+	// bridgeRunning: the bridge already runs with its boot config (forked), so no boot
+	// frame is sent.
+	bridgeRunning bool
 }
 
 // startPinned starts cmd with Pdeathsig = SIGKILL from a goroutine locked to its OS thread
@@ -29,7 +38,7 @@ func startPinned(cmd *exec.Cmd) (*process, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, path: cmd.Path, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -59,6 +68,10 @@ func (p *process) kill() {
 		return
 	default:
 	}
+	if p.sigkill != nil {
+		p.sigkill()
+		return
+	}
 	_ = p.cmd.Process.Kill()
 }
 
@@ -76,6 +89,9 @@ func (p *process) exited() bool {
 func (p *process) reason() string {
 	if p.state != nil {
 		return p.state.String()
+	}
+	if p.exitText != "" {
+		return p.exitText
 	}
 	if p.waitErr != nil {
 		return p.waitErr.Error()

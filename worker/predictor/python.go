@@ -69,7 +69,11 @@ var _ Predictor = (*Python)(nil)
 // start; the process itself outlives ctx and ends with Close, or with its parent
 // (Pdeathsig). A model that fails to load gives an error wrapping *LoadError.
 func StartPython(ctx context.Context, cfg Config) (*Python, error) {
-	p, err := startPython(ctx, cfg)
+	return startAndWarm(ctx, cfg, spawnBridge)
+}
+
+func startAndWarm(ctx context.Context, cfg Config, launch launcher) (*Python, error) {
+	p, err := startPython(ctx, cfg, launch)
 	if err != nil {
 		return nil, fmt.Errorf("start predictor: %w", err)
 	}
@@ -100,7 +104,24 @@ func (p *Python) warmUp(ctx context.Context, limit time.Duration) error {
 	return nil
 }
 
-func startPython(ctx context.Context, cfg Config) (*Python, error) {
+// launcher starts the predictor process on the child ends of pipes; bootMeta is the
+// bridge configuration (see bootMeta).
+type launcher func(ctx context.Context, cfg Config, pipes *childPipes, bootMeta []byte) (*process, error)
+
+// spawnBridge execs a fresh interpreter on the bridge bootstrap.
+func spawnBridge(_ context.Context, cfg Config, pipes *childPipes, _ []byte) (*process, error) {
+	cmd := exec.Command(cfg.Python, "-c", bridge.Bootstrap)
+	cmd.Env = append(append(os.Environ(), cfg.Env...), "PYTHONUNBUFFERED=1")
+	cmd.Stdout, cmd.Stderr = pipes.outW, pipes.errW
+	cmd.ExtraFiles = []*os.File{pipes.reqR, pipes.repW} // fd 3, fd 4
+	proc, err := startPinned(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("exec %s: %w", cfg.Python, err)
+	}
+	return proc, nil
+}
+
+func startPython(ctx context.Context, cfg Config, launch launcher) (*Python, error) {
 	if cfg.Python == "" {
 		return nil, errors.New("no Python interpreter configured (see FindPython)")
 	}
@@ -113,20 +134,20 @@ func startPython(ctx context.Context, cfg Config) (*Python, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LoadTimeout)
 		defer cancel()
 	}
+	meta, err := bootMeta(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 
 	pipes, err := openChildPipes()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(cfg.Python, "-c", bridge.Bootstrap)
-	cmd.Env = append(append(os.Environ(), cfg.Env...), "PYTHONUNBUFFERED=1")
-	cmd.Stdout, cmd.Stderr = pipes.outW, pipes.errW
-	cmd.ExtraFiles = []*os.File{pipes.reqR, pipes.repW} // fd 3, fd 4
-	proc, err := startPinned(cmd)
+	proc, err := launch(ctx, cfg, pipes, meta)
 	pipes.closeChildEnds()
 	if err != nil {
 		pipes.closeParentEnds()
-		return nil, fmt.Errorf("exec %s: %w", cfg.Python, err)
+		return nil, err
 	}
 
 	p := &Python{
@@ -156,7 +177,7 @@ func startPython(ctx context.Context, cfg Config) (*Python, error) {
 	go p.readReplies()
 	go p.closePipesOnExit()
 
-	if err := p.boot(ctx, cfg); err != nil {
+	if err := p.boot(ctx, meta); err != nil {
 		p.proc.kill()
 		<-p.proc.done
 		return nil, err
@@ -170,21 +191,31 @@ func startPython(ctx context.Context, cfg Config) (*Python, error) {
 	return p, nil
 }
 
-// boot sends the bridge its source and configuration and waits for the Hello.
-func (p *Python) boot(ctx context.Context, cfg Config) error {
+// bootMeta is the bridge configuration: the meta of the boot frame (spawned), or part of
+// the fork request (forked).
+func bootMeta(cfg Config, log hclog.Logger) ([]byte, error) {
 	meta, err := json.Marshal(bootConfig{
 		CodeDir:            cfg.CodeDir,
 		TargetType:         cfg.TargetType,
 		PositiveClassLabel: cfg.PositiveClassLabel,
 		NegativeClassLabel: cfg.NegativeClassLabel,
 		ClassLabels:        cfg.ClassLabels,
-		LogLevel:           bridgeLogLevel(p.log),
+		LogLevel:           bridgeLogLevel(log),
 	})
 	if err != nil {
-		return fmt.Errorf("encode bridge config: %w", err)
+		return nil, fmt.Errorf("encode bridge config: %w", err)
 	}
-	sent := make(chan error, 1)
-	go func() { sent <- p.w.Write(ipc.KindRequest, 0, meta, bridge.Source) }()
+	return meta, nil
+}
+
+// boot sends the bridge its source and configuration (unless it runs already) and waits
+// for the Hello.
+func (p *Python) boot(ctx context.Context, meta []byte) error {
+	var sent chan error
+	if !p.proc.bridgeRunning {
+		sent = make(chan error, 1)
+		go func() { sent <- p.w.Write(ipc.KindRequest, 0, meta, bridge.Source) }()
+	}
 
 	for {
 		select {
@@ -206,7 +237,7 @@ func (p *Python) boot(ctx context.Context, cfg Config) error {
 			}
 			p.drainLogs()
 			msg := fmt.Sprintf("predictor process %d (%s) exited before loading the model: %s",
-				p.pid, p.proc.cmd.Path, p.proc.reason())
+				p.pid, p.proc.path, p.proc.reason())
 			if tail := p.tail.String(); tail != "" {
 				msg += "; last output:\n" + tail
 			}

@@ -20,7 +20,20 @@ const Filename = "<drum-bridge>"
 // Bootstrap is the program passed to `python -c`. It must stay small (it shows in ps) and
 // must not buffer fd 3: the bridge reads the rest of the stream itself.
 // Its first line says what the process is, because ps shows the program text.
-const Bootstrap = `# drum predictor: bridge bootstrap (protocol on fds 3/4)
+var Bootstrap = bootstrap("# drum predictor: bridge bootstrap (protocol on fds 3/4)", "main")
+
+// ZygoteSource is zygote.py, the fork server; it runs appended to Source, so it uses the
+// bridge's functions directly.
+//
+//go:embed zygote.py
+var ZygoteSource []byte
+
+// ZygoteBootstrap starts the zygote: the same bootstrap, receiving Source followed by
+// ZygoteSource, and calling zygote_main.
+var ZygoteBootstrap = bootstrap("# drum zygote: forks predictors (boot pipe on fd 3, fork socket on fd 4)", "zygote_main")
+
+func bootstrap(firstLine, entry string) string {
+	return firstLine + `
 import os, struct, sys, types, linecache
 def _read(n):
     buf = bytearray()
@@ -39,5 +52,6 @@ _mod.__file__ = "` + Filename + `"
 sys.modules["drum_bridge"] = _mod
 sys.argv = ["drum-predictor"]
 exec(compile(_src, "` + Filename + `", "exec"), _mod.__dict__)
-sys.exit(_mod.main(_meta))
+sys.exit(_mod.` + entry + `(_meta))
 `
+}
