@@ -303,6 +303,25 @@ func TestFastCSVMatchesPandas(t *testing.T) {
 	handled, reasons = checkCases(t, o, edges)
 	reportReasons(t, "edge cases", len(edges), handled, reasons)
 
+	// pandas infers dtypes per chunk of rows (16384 at 33 columns): a str in the last
+	// row is a str column if it falls in the first chunk, mixed ints and strs after it.
+	var chunks []csvCase
+	for _, rows := range []int{16382, 16383} {
+		var b strings.Builder
+		for j := 0; j < 33; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("c" + strconv.Itoa(j))
+		}
+		b.WriteString("\n" + strings.Repeat(strings.Repeat("1,", 32)+"2\n", rows-1) + "a" + strings.Repeat(",1", 32) + "\n")
+		chunks = append(chunks, csvCase{"chunk/" + strconv.Itoa(rows), []byte(b.String())})
+	}
+	handled, reasons = checkCases(t, o, chunks)
+	if handled != 1 || reasons["more rows than pandas reads in one chunk"] != 1 {
+		t.Errorf("chunk boundary: %d handled, fallbacks %v; want the 16382-row body only", handled, reasons)
+	}
+
 	rng := rand.New(rand.NewSource(1))
 	gen := generated(rng, 1500)
 	handled, reasons = checkCases(t, o, gen)

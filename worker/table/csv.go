@@ -44,7 +44,7 @@ func ParseCSV(body []byte) (*Table, string) {
 	if width == 1 && rec.blankLines > 0 {
 		return nil, "one column with blank lines"
 	}
-	if !oneChunk(rows, width) {
+	if !oneChunk(rows, rec.blankLines, width) {
 		return nil, "more rows than pandas reads in one chunk"
 	}
 	t := &Table{Rows: rows, Columns: make([]Column, width)}
@@ -62,14 +62,15 @@ func ParseCSV(body []byte) (*Table, string) {
 
 // oneChunk reports whether pandas' C reader (low_memory=True) infers the dtypes from all
 // rows at once. It reads in chunks of buffer_lines rows, the largest power of two below
-// 2**20 / width, and infers per chunk; the last chunk boundary is left a margin.
-func oneChunk(rows, width int) bool {
+// 2**20 / width, and infers each chunk on its own (a column can then mix ints and strs);
+// blank lines and the header are counted too, to be safe.
+func oneChunk(rows, blankLines, width int) bool {
 	heuristic := (1 << 20) / width
 	lines := 1
 	for lines*2 < heuristic {
 		lines *= 2
 	}
-	return rows+2 <= lines/2
+	return rows+blankLines+2 <= lines
 }
 
 // records is the tokenized body: every record's fields, row-major, all width long, as
