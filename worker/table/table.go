@@ -107,27 +107,24 @@ func Concat(ts []*Table) *Table {
 		dst := Column{Name: c.Name, Kind: c.Kind}
 		switch c.Kind {
 		case Int64:
-			dst.Ints = make([]int64, 0, rows)
-			for _, t := range ts {
-				dst.Ints = append(dst.Ints, t.Columns[i].Ints...)
-			}
+			dst.Ints = concatColumn(ts, i, rows, func(c *Column) []int64 { return c.Ints })
 		case Float64:
-			dst.Floats = make([]float64, 0, rows)
-			for _, t := range ts {
-				dst.Floats = append(dst.Floats, t.Columns[i].Floats...)
-			}
+			dst.Floats = concatColumn(ts, i, rows, func(c *Column) []float64 { return c.Floats })
 		case Bool:
-			dst.Bools = make([]bool, 0, rows)
-			for _, t := range ts {
-				dst.Bools = append(dst.Bools, t.Columns[i].Bools...)
-			}
+			dst.Bools = concatColumn(ts, i, rows, func(c *Column) []bool { return c.Bools })
 		case Object:
-			dst.Objects = make([]Value, 0, rows)
-			for _, t := range ts {
-				dst.Objects = append(dst.Objects, t.Columns[i].Objects...)
-			}
+			dst.Objects = concatColumn(ts, i, rows, func(c *Column) []Value { return c.Objects })
 		}
 		out.Columns[i] = dst
+	}
+	return out
+}
+
+// concatColumn appends column i's values of every table, as values picks them.
+func concatColumn[T any](ts []*Table, i, rows int, values func(*Column) []T) []T {
+	out := make([]T, 0, rows)
+	for _, t := range ts {
+		out = append(out, values(&t.Columns[i])...)
 	}
 	return out
 }
