@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-var drumKeys = []string{"prefork", "gunicorn", "fastapi", "flask"}
+var drumKeys = []string{"prefork", "slowcsv", "gunicorn", "fastapi", "flask"}
 
 func (r *report) find(server, kind string, rows, conc int) (result, bool) {
 	for _, c := range r.Cells {

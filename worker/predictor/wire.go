@@ -48,6 +48,9 @@ type requestMeta struct {
 	Partials       bool        `json:"partials,omitempty"` // the caller takes a streamed answer in pieces
 	TraceParent    string      `json:"traceparent,omitempty"`
 	TraceState     string      `json:"tracestate,omitempty"`
+	// Table, when set, says the frame data starts with the encoded table (see tablewire.go)
+	// the bridge builds the input DataFrame from; the raw payload follows it.
+	Table *tableMeta `json:"table,omitempty"`
 }
 
 // partialMeta starts the meta of a reply frame that is one piece of a streamed answer
