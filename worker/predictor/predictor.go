@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drum-go/drum/worker/table"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -41,6 +42,7 @@ type Request struct {
 	Format         string // "csv" or "mtx"
 	Payload        []byte
 	SparseColNames []string
+	Table          *table.Table // THROWAWAY stand-in for the fastpath field
 	// ScoreOutput is "csv" or "text" for Op "score".
 	ScoreOutput string
 
