@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/drum-go/drum/worker/table"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -42,7 +41,6 @@ type Request struct {
 	Format         string // "csv" or "mtx"
 	Payload        []byte
 	SparseColNames []string
-	Table          *table.Table // THROWAWAY stand-in for the fastpath field
 	// ScoreOutput is "csv" or "text" for Op "score".
 	ScoreOutput string
 
