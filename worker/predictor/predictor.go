@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drum-go/drum/worker/table"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -41,6 +42,10 @@ type Request struct {
 	Format         string // "csv" or "mtx"
 	Payload        []byte
 	SparseColNames []string
+	// Table, when set (Op "predict"), is the payload already parsed exactly as pandas
+	// read_csv would: the bridge builds the DataFrame from these columns instead of
+	// parsing Payload. Payload is still sent, as hooks see it as binary_data.
+	Table *table.Table
 	// ScoreOutput is "csv" or "text" for Op "score".
 	ScoreOutput string
 

@@ -368,7 +368,13 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 		// Nothing was sent: the predictor is as healthy as before.
 		return nil, fmt.Errorf("predictor call not sent: %w", err)
 	}
+	data := req.Payload
+	var tm *tableMeta
+	if req.Table != nil {
+		tm, data = encodeTable(req.Table, req.Payload)
+	}
 	meta, err := json.Marshal(requestMeta{
+		Table:          tm,
 		Op:             req.Op,
 		MimeType:       req.MimeType,
 		NoMimeType:     req.NoMimeType,
@@ -397,7 +403,7 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 	// The write may block while the bridge is still busy with an abandoned call and the
 	// payload exceeds the pipe buffer, so it runs aside and the wait below covers it.
 	sent := make(chan error, 1)
-	go func() { sent <- p.w.Write(ipc.KindRequest, id, meta, req.Payload) }()
+	go func() { sent <- p.w.Write(ipc.KindRequest, id, meta, data) }()
 	writing := true
 	for {
 		select {

@@ -46,6 +46,9 @@ type requestMeta struct {
 	Headers        [][2]string `json:"headers,omitempty"`
 	Batch          bool        `json:"batch,omitempty"`
 	Partials       bool        `json:"partials,omitempty"` // the caller takes a streamed answer in pieces
+	// Table, when set, says the frame data starts with the encoded table (see tablewire.go)
+	// the bridge builds the input DataFrame from; the raw payload follows it.
+	Table *tableMeta `json:"table,omitempty"`
 }
 
 // partialMeta starts the meta of a reply frame that is one piece of a streamed answer

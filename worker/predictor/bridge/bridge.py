@@ -612,6 +612,68 @@ def read_structured_input(binary_data, mimetype, sparse_colnames):
         )
 
 
+def _object_column(col, buf, rows):
+    import numpy as np
+
+    off = col["offset"]
+    tags = np.frombuffer(buf, dtype=np.uint8, count=rows, offset=off)
+    strs = col.get("strs", 0)
+    text = buf[off + rows : off + col["bytes"]]
+    if not strs:
+        texts = []
+    elif col.get("sep") == "len":
+        texts, p = [], 0
+        for _ in range(strs):
+            (n,) = struct.unpack_from("<I", text, p)
+            texts.append(bytes(text[p + 4 : p + 4 + n]).decode("utf-8"))
+            p += 4 + n
+    else:
+        texts = bytes(text).decode("utf-8").split("\x00")
+    out = np.empty(rows, dtype=object)
+    if strs == rows:
+        out[:] = texts
+        return out
+    if strs:
+        where = np.flatnonzero(tags == 0)
+        for i, t in zip(where.tolist(), texts):
+            out[i] = t
+    for tag, value in ((1, float("nan")), (2, True), (3, False)):
+        for i in np.flatnonzero(tags == tag).tolist():
+            out[i] = value
+    return out
+
+
+_TABLE_DTYPES = {"int64": "<i8", "float64": "<f8", "bool": "?"}
+
+
+def build_table_frame(table, data):
+    """The DataFrame read_csv would give for a table the worker already parsed (see
+    worker/predictor/tablewire.go): same names and order, int64/float64/bool/object
+    columns, RangeIndex, object cells as str, float nan, True or False."""
+    import numpy as np
+    import pandas as pd
+
+    rows = table["rows"]
+    buf = memoryview(data)[: table["bytes"]]
+    arrays = []
+    for col in table["columns"]:
+        kind = col["kind"]
+        if kind == "object":
+            arrays.append(_object_column(col, buf, rows))
+        elif kind in _TABLE_DTYPES:
+            # frombuffer views the read-only frame: copy, as user code may write to the frame.
+            arrays.append(
+                np.frombuffer(buf, dtype=_TABLE_DTYPES[kind], count=rows, offset=col["offset"])
+                .astype(kind, copy=True)
+            )
+        else:
+            raise DrumCommonException("unknown table column kind {!r}".format(kind))
+    names = [col["name"] for col in table["columns"]]
+    df = pd.DataFrame(dict(enumerate(arrays)), index=pd.RangeIndex(rows))
+    df.columns = pd.Index(names, dtype=object)
+    return df
+
+
 # ---------------------------------------------------------------------------------------------
 # The model (python_model_adapter.py + python_predictor.py).
 
@@ -810,8 +872,9 @@ class Model:
             return [self.positive_class_label, self.negative_class_label]
         return self.class_labels or None
 
-    def predict(self, binary_data, kwargs):
-        """DRUM's BaseLanguagePredictor.predict: returns (predictions_df, extra_output_df)."""
+    def predict(self, binary_data, kwargs, frame=None):
+        """DRUM's BaseLanguagePredictor.predict: returns (predictions_df, extra_output_df).
+        frame, when given, is binary_data already read as read_structured_input would."""
         kwargs["target_type"] = self.target_type
         if self.positive_class_label is not None and self.negative_class_label is not None:
             kwargs["positive_class_label"] = self.positive_class_label
@@ -824,6 +887,8 @@ class Model:
                 data = self.hooks["read_input_data"](binary_data)
             except Exception as exc:
                 raise wrap_hook_error(exc, "Model 'read_input_data' hook failed to read input data.")
+        elif frame is not None:
+            data = frame
         else:
             data = read_structured_input(
                 binary_data, kwargs.get("mimetype"), kwargs.get("sparse_colnames")
@@ -945,7 +1010,12 @@ def handle_predict(model, meta, payload):
     }
     if meta.get("format") == "mtx":
         kwargs["mimetype"] = "text/mtx"
-    frame, extra = model.predict(kwargs["binary_data"], kwargs)
+    table = meta.get("table")
+    prebuilt = None
+    if table is not None:
+        prebuilt = build_table_frame(table, payload)
+        kwargs["binary_data"] = payload[table["bytes"] :]
+    frame, extra = model.predict(kwargs["binary_data"], kwargs, prebuilt)
     reply = {"ok": True, "columns": [str(c) for c in frame.columns], "rows": int(frame.shape[0])}
     if extra is not None:
         reply["extra_json"] = extra.to_json(orient="split")
