@@ -20,7 +20,7 @@ import (
 // error), 666 kills the predictor. Calls block while hold is set, until it is closed.
 type rowModel struct {
 	mu    sync.Mutex
-	calls [][]int64 // each call's input rows (nil for a raw CSV call)
+	calls [][]int64     // each call's input rows (nil for a raw CSV call)
 	hold  chan struct{} // the next call blocks until it is closed (one call only)
 	ctxs  []context.Context
 	// oneRow answers every call with a single row, whatever the input.
