@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/ipc"
 	"github.com/drum-go/drum/worker/predictor"
 	"github.com/drum-go/drum/worker/table"
@@ -383,5 +385,24 @@ func TestBatchCancelledRequests(t *testing.T) {
 	}
 	if s := p.counters.snapshot(); s.Rejected[ipc.RejectClientGone] != 1 {
 		t.Fatalf("rejections %v", s.Rejected)
+	}
+}
+
+func TestStatsShowBatching(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  config.Config
+		want string
+	}{
+		{regressionCfg, `"batching":false`},
+		{config.Config{TargetType: config.TargetRegression, Serving: config.Serving{Batching: config.Batching{
+			Batching: true, BatchMaxRows: 64, BatchMaxWait: 3 * time.Millisecond}}},
+			`"batching":{"max_rows":64,"max_wait_ms":3.0}`},
+		{config.Config{TargetType: config.TargetTextGeneration, Serving: config.Serving{Batching: config.Batching{Batching: true}}},
+			`"batching":false`},
+	} {
+		s := newStatusSource(tc.cfg, 1, true, &counters{}, 1, 0)
+		if got := string(s.statsJSON()); !strings.Contains(got, tc.want) {
+			t.Errorf("/stats/ lacks %s:\n%s", tc.want, got)
+		}
 	}
 }
