@@ -162,7 +162,7 @@ func writeReport(r *report) (string, error) {
 	}
 	w("\nRSS and PSS are summed over the process tree from `/proc/PID/smaps_rollup`; \"load\" is the largest of one sample taken mid-way through each of the server's cells.\n")
 
-	w("\n## Targets of issue 5 (server type unset; "batching on": the same with DRUM_BATCHING=true)\n\n| figure | target | measured |\n|---|---|---|\n")
+	w("\n## Targets of issue 5 (server type unset; the batching-on row: the same with DRUM_BATCHING=true)\n\n| figure | target | measured |\n|---|---|---|\n")
 	for _, t := range targets(r) {
 		w("| %s | %s | %s |\n", t[0], t[1], t[2])
 	}
