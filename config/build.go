@@ -127,6 +127,11 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		if cfg.RequestTimeout, err = secondsParam(env, "DRUM_CLIENT_REQUEST_TIMEOUT", 0, 3600, 0); err != nil {
 			return nil, err
 		}
+		fastCSV, err := boolSetting(env, "DRUM_FAST_CSV", true)
+		if err != nil {
+			return nil, err
+		}
+		cfg.DisableFastCSV = !fastCSV
 		if err := buildServing(cfg, env); err != nil { // serving.go
 			return nil, err
 		}

@@ -59,6 +59,10 @@ type Config struct {
 	// RequestTimeout is the per-request deadline (DRUM_CLIENT_REQUEST_TIMEOUT); 0 = none.
 	RequestTimeout time.Duration `json:"request_timeout"`
 
+	// DisableFastCSV (DRUM_FAST_CSV=false) makes every CSV prediction request go to
+	// pandas.read_csv in the predictor instead of the worker's exact Go parser.
+	DisableFastCSV bool `json:"disable_fast_csv,omitempty"`
+
 	// Timeouts and budgets.
 	ModelLoadTimeout  time.Duration `json:"model_load_timeout"`
 	GracefulTimeout   time.Duration `json:"graceful_timeout"`

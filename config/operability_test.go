@@ -119,3 +119,32 @@ func TestLogFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestFastCSVSetting(t *testing.T) {
+	for _, c := range []struct {
+		value   string
+		disable bool
+		err     string
+	}{
+		{"", false, ""}, {"true", false, ""}, {"false", true, ""}, {"FALSE", true, ""}, {"0", true, ""},
+		{"maybe", false, `DRUM_FAST_CSV="maybe": want true or false`},
+	} {
+		env := map[string]string{}
+		if c.value != "" {
+			env["DRUM_FAST_CSV"] = c.value
+		}
+		cfg, err := buildOp(t, modelDir(t, "custom.py"), env)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("DRUM_FAST_CSV=%q: error %v, want %q", c.value, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("DRUM_FAST_CSV=%q: %v", c.value, err)
+		}
+		if cfg.DisableFastCSV != c.disable {
+			t.Errorf("DRUM_FAST_CSV=%q: DisableFastCSV %v, want %v", c.value, cfg.DisableFastCSV, c.disable)
+		}
+	}
+}

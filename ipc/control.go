@@ -42,6 +42,10 @@ type Counters struct {
 	TimedOut          int64            `json:"timed_out"`
 	PredictorRestarts int64            `json:"predictor_restarts"`
 	Spooled           int64            `json:"spooled"` // bodies spooled to a temporary file
+	// FastCSV counts CSV prediction requests the worker parsed itself; CSVFallback those
+	// it left to pandas.read_csv in the predictor (see worker/table.ParseCSV).
+	FastCSV     int64 `json:"fast_csv"`
+	CSVFallback int64 `json:"csv_fallback"`
 	// QueueTime is how long admitted requests waited for a predictor; PredictTime how
 	// long the predictor took (seconds).
 	QueueTime   Histogram `json:"queue_time"`
@@ -116,6 +120,8 @@ func (c *Counters) Add(o Counters) {
 	c.TimedOut += o.TimedOut
 	c.PredictorRestarts += o.PredictorRestarts
 	c.Spooled += o.Spooled
+	c.FastCSV += o.FastCSV
+	c.CSVFallback += o.CSVFallback
 	c.QueueTime.Add(o.QueueTime)
 	c.PredictTime.Add(o.PredictTime)
 	c.Active += o.Active

@@ -11,6 +11,7 @@ import (
 // atomics so the heartbeat and /stats/ read them without locks, whatever the requests do.
 type counters struct {
 	inFlight, queued, admitted, completed, failed, timedOut, restarts, spooled atomic.Int64
+	fastCSV, csvFallback                                                       atomic.Int64
 	rejected                                                                   [len(rejectReasons)]atomic.Int64
 	queueTime, predictTime                                                     histogram
 	http                                                                       httpStats // metrics.go
@@ -48,6 +49,8 @@ func (c *counters) snapshot() ipc.Counters {
 		TimedOut:          c.timedOut.Load(),
 		PredictorRestarts: c.restarts.Load(),
 		Spooled:           c.spooled.Load(),
+		FastCSV:           c.fastCSV.Load(),
+		CSVFallback:       c.csvFallback.Load(),
 		QueueTime:         c.queueTime.snapshot(),
 		PredictTime:       c.predictTime.snapshot(),
 		BatchRequests:     c.batchRequests.snapshot(),

@@ -25,6 +25,7 @@ import (
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/internal/goldentest"
 	"github.com/drum-go/drum/worker/predictor"
+	"github.com/drum-go/drum/worker/table"
 )
 
 // The golden recordings (shared/golden) are real DRUM exchanges. These tests replay
@@ -506,7 +507,15 @@ func checkPayload(t *testing.T, c *goldenCase, body []byte, req *predictor.Reque
 	if !bytes.Equal(req.Payload, want.Payload) {
 		t.Errorf("payload %q, want %q", req.Payload, want.Payload)
 	}
+	// The fast path (on in every test config) parses CSV payloads in the worker.
+	if want.Format == "csv" {
+		want.Table, _ = table.ParseCSV(want.Payload)
+	}
+	if fmt.Sprintf("%+v", req.Table) != fmt.Sprintf("%+v", want.Table) {
+		t.Errorf("table\n got %+v\nwant %+v", req.Table, want.Table)
+	}
 	req.Payload, want.Payload = nil, nil
+	req.Table, want.Table = nil, nil
 	if fmt.Sprint(*req) != fmt.Sprint(want) {
 		t.Errorf("request\n got %+v\nwant %+v", *req, want)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/worker/predictor"
+	"github.com/drum-go/drum/worker/table"
 )
 
 // predict is DRUM's structured prediction (do_predict_structured).
@@ -91,7 +92,34 @@ func (h *handler) readStructured(ex *exchange, op string) (*predictor.Request, *
 	if op == "transform" {
 		req.Y = in.y // only /transform/ takes a target part
 	}
+	if op == "predict" && format == "csv" {
+		h.parseCSV(req)
+	}
 	return req, body, true
+}
+
+// parseCSV gives req the table pandas.read_csv would read from its payload when the
+// worker's parser can reproduce it exactly (worker/table.ParseCSV), sparing the
+// predictor the parse. Otherwise the predictor parses the payload as before.
+func (h *handler) parseCSV(req *predictor.Request) {
+	if h.cfg.DisableFastCSV {
+		return
+	}
+	why := ""
+	switch {
+	case h.keeper.modelInfo().HasHook("read_input_data"):
+		why = "the model reads its input with a read_input_data hook"
+	default:
+		req.Table, why = table.ParseCSV(req.Payload)
+	}
+	if req.Table != nil {
+		h.counters().fastCSV.Add(1)
+		return
+	}
+	h.counters().csvFallback.Add(1)
+	if h.log.IsDebug() {
+		h.log.Debug("CSV input left to pandas", "reason", why, "bytes", len(req.Payload))
+	}
 }
 
 // callFailed answers a failed predictor call.
