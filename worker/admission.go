@@ -52,6 +52,8 @@ type admissionGate struct {
 	free     int
 	maxQueue int
 	waiters  list.List // of *waiter, oldest first
+	// Batching (0 rows: off): the batchable waiters and their rows, for waitingCalls.
+	batchMaxRows, batchWaiters, batchRows int
 }
 
 type waiter struct {
@@ -73,10 +75,31 @@ func (g *admissionGate) full() *overloadError {
 }
 
 func (g *admissionGate) fullLocked() *overloadError {
-	if g.free > 0 && g.waiters.Len() == 0 || g.waiters.Len() < g.maxQueue {
+	if g.free > 0 && g.waiters.Len() == 0 || g.waitingCalls() < g.maxQueue {
 		return nil
 	}
 	return &overloadError{running: g.size - g.free, queued: g.waiters.Len()}
+}
+
+// waitingCalls is the queue's length in predictor calls: with batching, waiting batchable
+// requests count as the batches their rows fill (they ride one call together), so the
+// bound keeps the wait it stands for (queue × one call) rather than a request count.
+func (g *admissionGate) waitingCalls() int {
+	n := g.waiters.Len()
+	if g.batchMaxRows > 0 && g.batchWaiters > 0 {
+		n += (g.batchRows+g.batchMaxRows-1)/g.batchMaxRows - g.batchWaiters
+	}
+	return n
+}
+
+// leaveLocked takes el out of the line.
+func (g *admissionGate) leaveLocked(el *list.Element) *waiter {
+	w := g.waiters.Remove(el).(*waiter)
+	if w.item != nil {
+		g.batchWaiters--
+		g.batchRows -= w.item.rows
+	}
+	return w
 }
 
 // ticket is a place in the gate's line.
@@ -99,6 +122,10 @@ func (g *admissionGate) enter(item *batchItem) (*ticket, error) {
 		return nil, e
 	}
 	w := &waiter{ready: make(chan struct{}), item: item}
+	if item != nil {
+		g.batchWaiters++
+		g.batchRows += item.rows
+	}
 	return &ticket{w: w, el: g.waiters.PushBack(w)}, nil
 }
 
@@ -112,7 +139,7 @@ func (g *admissionGate) wait(ctx context.Context, t *ticket) (joined bool, err e
 		g.mu.Lock()
 		granted, joined := t.w.granted, t.w.joined
 		if !granted {
-			g.waiters.Remove(t.el)
+			g.leaveLocked(t.el)
 		}
 		g.mu.Unlock()
 		switch {
@@ -149,7 +176,7 @@ func (g *admissionGate) takeWaiting(take func(*batchItem) bool) {
 		next := el.Next()
 		w := el.Value.(*waiter)
 		if w.item != nil && take(w.item) {
-			g.waiters.Remove(el)
+			g.leaveLocked(el)
 			w.granted, w.joined = true, true
 			close(w.ready)
 		}
@@ -162,7 +189,7 @@ func (g *admissionGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if front := g.waiters.Front(); front != nil {
-		w := g.waiters.Remove(front).(*waiter)
+		w := g.leaveLocked(front)
 		w.granted = true
 		close(w.ready)
 		return

@@ -64,6 +64,9 @@ func newBatcher(gate *admissionGate, maxRows int, maxWait time.Duration) *batche
 // enableBatching turns adaptive batching on for the pool's structured predictions.
 func (p *keeperPool) enableBatching(maxRows int, maxWait time.Duration) {
 	p.batch = newBatcher(p.gate, maxRows, maxWait)
+	p.gate.mu.Lock()
+	p.gate.batchMaxRows = maxRows
+	p.gate.mu.Unlock()
 }
 
 // arrive counts a prediction whose body is being read; the returned func is called once

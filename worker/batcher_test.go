@@ -142,8 +142,9 @@ func busyPool(t *testing.T, p *keeperPool, m *rowModel) (release func(next chan 
 	t.Helper()
 	hold := make(chan struct{})
 	m.setHold(hold)
+	before := len(m.callRows())
 	first = callAsync(p, context.Background(), 0, tableReq("x", 0))
-	waitFor(t, "the first call", func() bool { return len(m.callRows()) == 1 })
+	waitFor(t, "the first call", func() bool { return len(m.callRows()) == before+1 })
 	return func(next chan struct{}) { m.setHold(next); close(hold) }, first
 }
 
@@ -404,5 +405,43 @@ func TestStatsShowBatching(t *testing.T) {
 		if got := string(s.statsJSON()); !strings.Contains(got, tc.want) {
 			t.Errorf("/stats/ lacks %s:\n%s", tc.want, got)
 		}
+	}
+}
+
+func TestBatchQueueBoundCountsCalls(t *testing.T) {
+	m := &rowModel{}
+	p := batchPool(t, m, 1, 2, 4, 0)
+	release, first := busyPool(t, p, m)
+	// Five 1-row requests wait: two calls' worth with batches of 4 rows, the bound.
+	outs := queueUp(t, p, tableReq("x", 1), tableReq("x", 2), tableReq("x", 3), tableReq("x", 4), tableReq("x", 5))
+	var oe *overloadError
+	if err := p.overloaded(); !errors.As(err, &oe) || oe.queued != 5 {
+		t.Fatalf("overloaded with two calls waiting: %v", err)
+	}
+	if _, err := p.call(context.Background(), 0, tableReq("x", 6)); !errors.As(err, &oe) {
+		t.Fatalf("a sixth request: %v, want an overload", err)
+	}
+	release(nil)
+	<-first
+	for i, o := range outs {
+		wantValues(t, fmt.Sprint("request ", i), <-o, float64(10*(i+1)))
+	}
+	if got, want := m.callRows(), [][]int64{{0}, {1, 2, 3, 4}, {5}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+
+	// Requests without a table still count one call each.
+	release, first = busyPool(t, p, m)
+	raw := &predictor.Request{Op: "predict", Format: "csv", Payload: []byte("x\n5\n")}
+	outs = queueUp(t, p, raw, tableReq("x", 1))
+	if err := p.overloaded(); !errors.As(err, &oe) {
+		t.Fatalf("not overloaded with a raw request and a batch waiting: %v", err)
+	}
+	release(nil)
+	<-first
+	<-outs[0]
+	<-outs[1]
+	if s := p.counters.snapshot(); s.Rejected[ipc.RejectQueueFull] != 3 || s.Queued != 0 {
+		t.Fatalf("rejections %v, queued %d", s.Rejected, s.Queued)
 	}
 }
