@@ -23,8 +23,8 @@ type Batching struct {
 	Batching bool `json:"batching,omitempty"`
 	// BatchMaxRows (DRUM_BATCH_MAX_ROWS) caps the rows of one combined call.
 	BatchMaxRows int `json:"batch_max_rows,omitempty"`
-	// BatchMaxWait (DRUM_BATCH_MAX_WAIT_MS) is the longest a batch holding a free
-	// predictor waits for requests already on their way; 0 never waits.
+	// BatchMaxWait (DRUM_BATCH_MAX_WAIT_MS) is the longest a batch that has its
+	// predictor waits for more requests; 0 never waits.
 	BatchMaxWait time.Duration `json:"batch_max_wait,omitempty"`
 }
 

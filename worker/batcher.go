@@ -17,10 +17,11 @@ import (
 //
 // Batches form where requests already wait: a request that gets a predictor slot (the
 // leader) takes every compatible request waiting in the admission line with it, up to
-// maxRows rows. When it got the slot at once but other predictions are still being read,
-// it holds the slot up to maxWait (from its arrival) for them; with nothing on its way —
-// one client at a time — it calls at once, so batching adds no latency. A batch that
-// fails, or whose answer is not one float row per input row, is retried request by
+// maxRows rows. If that is fewer requests than the previous batch had (under steady
+// load its clients are about to send their next ones) or other predictions are still
+// being read, it keeps the predictor up to maxWait for them; new arrivals join it
+// directly. One client at a time never waits, so batching adds no latency there. A batch
+// that fails, or whose answer is not one float row per input row, is retried request by
 // request on the same predictor, so a bad request fails alone.
 
 // batcher is the keeperPool's batching state.
@@ -34,6 +35,9 @@ type batcher struct {
 
 	mu   sync.Mutex
 	open []*batch // batches holding a predictor slot while they wait for companions
+	// lastSize is the number of requests of the latest batch: under steady load about
+	// as many come back for the next one.
+	lastSize int
 }
 
 // batchItem is one request in (or waiting for) a batch.
@@ -179,16 +183,22 @@ func (p *keeperPool) answer(it *batchItem) (*predictor.Result, error) {
 	return it.res, it.err
 }
 
-// collect forms the leader's batch: the compatible requests waiting in line and, when the
-// slot came at once and predictions are on their way, those arriving within maxWait.
+// collect forms the leader's batch: the compatible requests waiting in line and, while
+// more are expected, those arriving within maxWait of the leader getting its predictor.
 func (b *batcher) collect(lead *batchItem, c *counters) *batch {
 	bt := &batch{items: []*batchItem{lead}, rows: lead.rows, grew: make(chan struct{}, 1)}
 	take := func(it *batchItem) bool { return b.fits(bt, it) }
 	start := time.Now()
 	b.mu.Lock()
 	b.gate.takeWaiting(take)
-	hold := b.maxWait - start.Sub(lead.arrived)
-	if bt.rows >= b.maxRows || hold <= 0 || b.arriving.Load() == 0 {
+	// enough: nothing more to wait for — the batch is full, or no prediction is being
+	// read and it is as large as the previous one (whose clients, on keep-alive
+	// connections, are the ones likely to come back now).
+	enough := func() bool {
+		return bt.rows >= b.maxRows || b.arriving.Load() == 0 && len(bt.items) >= b.lastSize
+	}
+	if b.maxWait <= 0 || enough() {
+		b.lastSize = len(bt.items)
 		b.mu.Unlock()
 		c.batchWait.observe(0)
 		return bt
@@ -196,7 +206,7 @@ func (b *batcher) collect(lead *batchItem, c *counters) *batch {
 	b.open = append(b.open, bt)
 	b.mu.Unlock()
 
-	timer := time.NewTimer(hold)
+	timer := time.NewTimer(b.maxWait)
 	defer timer.Stop()
 wait:
 	for {
@@ -207,9 +217,9 @@ wait:
 			break wait
 		case <-bt.grew:
 			b.mu.Lock()
-			enough := bt.rows >= b.maxRows || b.arriving.Load() == 0
+			done := enough()
 			b.mu.Unlock()
-			if enough {
+			if done {
 				break wait
 			}
 		}
@@ -222,6 +232,7 @@ wait:
 		}
 	}
 	b.gate.takeWaiting(take) // requests that queued while the batch was open
+	b.lastSize = len(bt.items)
 	b.mu.Unlock()
 	c.batchWait.observe(time.Since(start))
 	return bt

@@ -238,6 +238,38 @@ func TestBatchWaitsForArrivingRequests(t *testing.T) {
 	}
 }
 
+func TestBatchWaitsForAsManyAsLastTime(t *testing.T) {
+	m := &rowModel{}
+	p := batchPool(t, m, 1, 16, 256, time.Hour)
+	b := p.batch
+	release, first := busyPool(t, p, m)
+	outs := queueUp(t, p, tableReq("x", 1), tableReq("x", 2), tableReq("x", 3))
+	release(nil)
+	<-first
+	for _, o := range outs {
+		<-o
+	}
+	// The last batch had 3 requests: a lone one keeps the predictor until 2 more joined.
+	lead := callAsync(p, context.Background(), 0, tableReq("x", 4))
+	for i, x := range []int64{5, 6} {
+		waitFor(t, "the open batch", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(b.open) == 1 && len(b.open[0].items) == i+1
+		})
+		outs[i] = callAsync(p, context.Background(), 0, tableReq("x", x))
+	}
+	wantValues(t, "leader", <-lead, 40)
+	wantValues(t, "second", <-outs[0], 50)
+	wantValues(t, "third", <-outs[1], 60)
+	if got, want := m.callRows(), [][]int64{{0}, {1, 2, 3}, {4, 5, 6}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	if s := p.counters.snapshot(); s.BatchWait.Count != 3 || s.BatchWait.Sum <= 0 {
+		t.Fatalf("batch wait %+v", s.BatchWait)
+	}
+}
+
 func TestBatchMaxWaitEnds(t *testing.T) {
 	m := &rowModel{}
 	p := batchPool(t, m, 1, 16, 256, 5*time.Millisecond)
