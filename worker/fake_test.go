@@ -11,6 +11,7 @@ import (
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/ipc"
 	"github.com/drum-go/drum/worker/predictor"
+	"github.com/drum-go/drum/worker/table"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -81,7 +82,11 @@ func (f *fakeFactory) start(ctx context.Context) (predictor.Predictor, error) {
 		return nil, *e
 	}
 	f.mu.Lock()
-	p := &fakePredictor{pid: 1000 + len(f.started), info: f.info, fn: f.fn, done: make(chan struct{})}
+	info := f.info
+	if info.PandasVersion == "" {
+		info.PandasVersion = table.PandasVersion // the CSV fast path applies
+	}
+	p := &fakePredictor{pid: 1000 + len(f.started), info: info, fn: f.fn, done: make(chan struct{})}
 	f.started = append(f.started, p)
 	ch := f.onStart
 	f.mu.Unlock()

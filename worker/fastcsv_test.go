@@ -23,6 +23,7 @@ func TestFastCSVPath(t *testing.T) {
 		hooks    []string
 		disable  bool
 		target   string
+		pandas   string
 		table    bool
 	}{
 		{name: "CSV predict", path: "/predict/", ct: "text/csv", body: csv5, table: true},
@@ -32,6 +33,7 @@ func TestFastCSVPath(t *testing.T) {
 			body: mpBody(filePart("X", "x.csv", csv5)), table: true},
 		{name: "switched off", path: "/predict/", ct: "text/csv", body: csv5, disable: true},
 		{name: "read_input_data hook", path: "/predict/", ct: "text/csv", body: csv5, hooks: []string{"read_input_data"}},
+		{name: "another pandas", path: "/predict/", ct: "text/csv", body: csv5, pandas: "2.2.3"},
 		{name: "ragged rows", path: "/predict/", ct: "text/csv", body: "a,b\n1,2,3\n"},
 		{name: "mtx", path: "/predict/", ct: "text/mtx", body: "%%MatrixMarket"},
 		{name: "transform keeps raw bytes", path: "/transform/", ct: "text/csv", body: csv5, target: config.TargetTransform},
@@ -41,7 +43,7 @@ func TestFastCSVPath(t *testing.T) {
 			if tc.target != "" {
 				target = tc.target
 			}
-			p := newFake(predictor.Info{Hooks: tc.hooks})
+			p := newFake(predictor.Info{Hooks: tc.hooks, PandasVersion: tc.pandas})
 			if target == config.TargetTransform {
 				p.fn = func(context.Context, *fakePredictor, *predictor.Request) (*predictor.Result, error) {
 					return &predictor.Result{Body: []byte("x"), ContentType: "text/plain"}, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drum-go/drum/config"
 	"github.com/drum-go/drum/worker/predictor"
+	"github.com/drum-go/drum/worker/table"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -28,6 +29,9 @@ func newTestHandler(cfg config.Config, p *fakePredictor) *handler {
 }
 
 func newFake(info predictor.Info) *fakePredictor {
+	if info.PandasVersion == "" {
+		info.PandasVersion = table.PandasVersion // the CSV fast path applies
+	}
 	return &fakePredictor{pid: 42, info: info, done: make(chan struct{}), fn: constResult(1)}
 }
 

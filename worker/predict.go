@@ -106,8 +106,10 @@ func (h *handler) parseCSV(req *predictor.Request) {
 		return
 	}
 	why := ""
-	switch {
-	case h.keeper.modelInfo().HasHook("read_input_data"):
+	switch info := h.keeper.modelInfo(); {
+	case info.PandasVersion != table.PandasVersion:
+		why = "the predictor runs pandas " + info.PandasVersion + ", the parser reproduces " + table.PandasVersion
+	case info.HasHook("read_input_data"):
 		why = "the model reads its input with a read_input_data hook"
 	default:
 		req.Table, why = table.ParseCSV(req.Payload)

@@ -98,7 +98,7 @@ func main() {
 	flag.DurationVar(&o.openDur, "open-dur", 0, "duration of the open-loop run (default 10s, 2s with --quick)")
 	flag.Int64Var(&o.maxReq, "max-requests", 200000, "cap on requests per load run")
 	flag.BoolVar(&o.overhead, "overhead", true, "measure the Go-side overhead per request in-process")
-	flag.StringVar(&o.only, "servers", "", "comma-separated server keys to run (default all): baseline,prefork,gunicorn,fastapi,flask,batching")
+	flag.StringVar(&o.only, "servers", "", "comma-separated server keys to run (default all): baseline,prefork,slowcsv,gunicorn,fastapi,flask,batching")
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds per cell, server order rotated, best round kept (default 2, 1 with --quick)")
 	flag.Parse()
 	if o.rounds <= 0 {
@@ -297,6 +297,8 @@ func serverSpecs(o options, drum, here string) []serverSpec {
 			Ready: "baseline worker ready", ReadyCount: o.workers},
 		{Name: "drum, server type unset (prefork)", Key: "prefork", Argv: drumArgv,
 			Env: drumEnv(), Ready: "drum ready", ReadyCount: 1},
+		{Name: "drum, server type unset, DRUM_FAST_CSV=false (pandas parses the CSV)", Key: "slowcsv", Argv: drumArgv,
+			Env: drumEnv("DRUM_FAST_CSV=false"), Ready: "drum ready", ReadyCount: 1},
 		{Name: "drum, DRUM_SERVER_TYPE=gunicorn", Key: "gunicorn", Argv: drumArgv,
 			Env: drumEnv("MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=gunicorn"), Ready: "drum ready", ReadyCount: 1},
 		{Name: "drum, DRUM_SERVER_TYPE=fastapi, 2 executor workers", Key: "fastapi", Argv: drumArgv,

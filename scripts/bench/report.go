@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-var drumKeys = []string{"prefork", "gunicorn", "fastapi", "flask", "batching"}
+var drumKeys = []string{"prefork", "slowcsv", "gunicorn", "fastapi", "flask", "batching"}
 
 func (r *report) find(server, kind string, rows, conc int) (result, bool) {
 	for _, c := range r.Cells {
@@ -295,11 +295,12 @@ func targets(r *report) [][3]string {
 
 var palette = []color.Color{
 	color.RGBA{0, 0, 0, 255},       // baseline: black
-	color.RGBA{31, 119, 180, 255},  // prefork
-	color.RGBA{255, 127, 14, 255},  // gunicorn
-	color.RGBA{44, 160, 44, 255},   // fastapi
-	color.RGBA{214, 39, 40, 255},   // flask
-	color.RGBA{148, 103, 189, 255}, // batching
+	color.RGBA{31, 119, 180, 255},  // then the servers in serverSpecs order
+	color.RGBA{255, 127, 14, 255},
+	color.RGBA{44, 160, 44, 255},
+	color.RGBA{214, 39, 40, 255},
+	color.RGBA{148, 103, 189, 255},
+	color.RGBA{140, 86, 75, 255},
 }
 
 // writePlots draws throughput and p99 against concurrency, one panel per payload (raw

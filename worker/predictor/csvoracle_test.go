@@ -43,6 +43,12 @@ def diff(ref, got):
         return "dtypes %r != %r" % (rd, gd)
     if type(ref.index) is not pd.RangeIndex or type(got.index) is not pd.RangeIndex or not ref.index.equals(got.index):
         return "index %r != %r" % (ref.index, got.index)
+    rb = [(str(b.dtype), list(b.mgr_locs.as_array), b.values.flags.c_contiguous) for b in ref._mgr.blocks]
+    gb = [(str(b.dtype), list(b.mgr_locs.as_array), b.values.flags.c_contiguous) for b in got._mgr.blocks]
+    if rb != gb:
+        return "blocks %r != %r" % (rb, gb)
+    if not all(b.values.flags.writeable for b in got._mgr.blocks):
+        return "read-only block"
     for i in range(ref.shape[1]):
         a, b = ref.iloc[:, i].to_numpy(), got.iloc[:, i].to_numpy()
         if a.dtype == object:

@@ -11,7 +11,10 @@ import (
 
 // The wire form of Request.Table. The frame data starts with the table section
 // (tableMeta.Bytes long) and continues with the raw payload, which hooks still receive as
-// binary_data. Each column occupies [Offset, Offset+Bytes) of the section, 8-byte aligned:
+// binary_data. Each column occupies [Offset, Offset+Bytes) of the section. Columns are
+// laid out by kind (bool, float64, int64, object: the order of pandas' consolidated
+// blocks), in column order within a kind, each kind's numeric columns back to back so
+// the bridge reads them as one 2-D block; every kind starts 8-byte aligned.
 //
 //   - int64, float64: Rows little-endian 8-byte values (np.frombuffer "<i8" / "<f8");
 //   - bool: Rows bytes, 0 or 1;
@@ -36,39 +39,57 @@ type tableColumnMeta struct {
 
 func align8(n int) int { return (n + 7) &^ 7 }
 
+// wireOrder is the order of kinds in the table section.
+var wireOrder = [...]table.Kind{table.Bool, table.Float64, table.Int64, table.Object}
+
 // encodeTable lays t out as described above, followed by payload, in one new buffer.
 func encodeTable(t *table.Table, payload []byte) (*tableMeta, []byte) {
 	m := &tableMeta{Rows: t.Rows, Columns: make([]tableColumnMeta, len(t.Columns))}
 	off := 0
-	for i := range t.Columns {
-		c := &t.Columns[i]
-		cm := tableColumnMeta{Name: c.Name, Kind: c.Kind.String(), Offset: off}
-		switch c.Kind {
-		case table.Int64, table.Float64:
-			cm.Bytes = 8 * t.Rows
-		case table.Bool:
-			cm.Bytes = t.Rows
-		case table.Object:
-			cm.Sep = "nul"
-			text := 0
-			for _, v := range c.Objects {
-				if v.Tag == table.Str {
-					cm.Strs++
-					text += len(v.S)
-					if strings.IndexByte(v.S, 0) >= 0 {
-						cm.Sep = "len"
+	for _, kind := range wireOrder {
+		for i := range t.Columns {
+			c := &t.Columns[i]
+			if c.Kind != kind {
+				continue
+			}
+			cm := tableColumnMeta{Name: c.Name, Kind: c.Kind.String(), Offset: off}
+			switch c.Kind {
+			case table.Int64, table.Float64:
+				cm.Bytes = 8 * t.Rows
+			case table.Bool:
+				cm.Bytes = t.Rows
+			case table.Object:
+				cm.Sep = "nul"
+				text := 0
+				for _, v := range c.Objects {
+					if v.Tag == table.Str {
+						cm.Strs++
+						text += len(v.S)
+						if strings.IndexByte(v.S, 0) >= 0 {
+							cm.Sep = "len"
+						}
 					}
 				}
+				if cm.Sep == "len" {
+					text += 4 * cm.Strs
+				} else if cm.Strs > 0 {
+					text += cm.Strs - 1
+				}
+				cm.Bytes = t.Rows + text
 			}
-			if cm.Sep == "len" {
-				text += 4 * cm.Strs
-			} else if cm.Strs > 0 {
-				text += cm.Strs - 1
+			m.Columns[i] = cm
+			off += cm.Bytes
+			if kind == table.Object {
+				off = align8(off)
 			}
-			cm.Bytes = t.Rows + text
 		}
-		m.Columns[i] = cm
-		off = align8(off + cm.Bytes)
+		off = align8(off)
+	}
+	for i := range t.Columns {
+		if m.Columns[i].Kind == "" || m.Columns[i].Kind[0] == 'K' {
+			// A column of no known kind: the bridge rejects it by name.
+			m.Columns[i] = tableColumnMeta{Name: t.Columns[i].Name, Kind: t.Columns[i].Kind.String(), Offset: off}
+		}
 	}
 	m.Bytes = off
 	buf := make([]byte, off+len(payload))

@@ -16,7 +16,25 @@ var naStrings = map[string]struct{}{
 // NaNValue is numpy's np.nan (0x7ff8000000000000); Go's math.NaN has other bits.
 var NaNValue = math.Float64frombits(0x7ff8000000000000)
 
+// naFirst marks the bytes an NA string starts with; naMaxLen is the longest one.
+var naFirst = func() (t [256]bool) {
+	for s := range naStrings {
+		if s != "" {
+			t[s[0]] = true
+		}
+	}
+	return t
+}()
+
+const naMaxLen = len("#N/A N/A")
+
 func isNA(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if len(b) > naMaxLen || !naFirst[b[0]] {
+		return false // most cells: no map lookup
+	}
 	_, ok := naStrings[string(b)]
 	return ok
 }
@@ -30,15 +48,17 @@ const (
 
 // inferColumn tries the dtypes in pandas' order (int64, float64, bool, object), as
 // TextReader._convert_tokens does with no dtype given.
-func inferColumn(cells [][]byte) (Column, string) {
+func inferColumn(col column) (Column, string) {
+	rows := col.len()
 	// int64: every cell an integer or missing. Cells are tried in order and the first
 	// failure decides: an overflow makes pandas try uint64, which is not reproduced.
 	// With missing cells pandas upcasts the integers to float64 (_maybe_upcast), so
 	// "-0" gives 0.0 and long integers round once, not as precise_xstrtod would.
-	ints := make([]int64, len(cells))
+	var ints []int64 // allocated at the first integer
 	isInt := true
 	hasNA := false
-	for i, c := range cells {
+	for i := 0; i < rows; i++ {
+		c := col.cell(i)
 		if isNA(c) {
 			hasNA = true
 			continue
@@ -51,15 +71,21 @@ func inferColumn(cells [][]byte) (Column, string) {
 			isInt = false
 			break
 		}
+		if ints == nil {
+			ints = make([]int64, rows)
+		}
 		ints[i] = v
+	}
+	if ints == nil {
+		ints = make([]int64, rows) // every cell missing
 	}
 	if isInt && !hasNA {
 		return Column{Kind: Int64, Ints: ints}, ""
 	}
 	if isInt {
-		floats := make([]float64, len(cells))
-		for i, c := range cells {
-			if isNA(c) {
+		floats := make([]float64, rows)
+		for i := range floats {
+			if isNA(col.cell(i)) {
 				floats[i] = NaNValue
 			} else {
 				floats[i] = float64(ints[i])
@@ -69,10 +95,11 @@ func inferColumn(cells [][]byte) (Column, string) {
 	}
 
 	// float64: NA cells are NaN. Any rejected cell decides regardless of order.
-	floats := make([]float64, len(cells))
+	floats := make([]float64, rows)
 	unsure := false
 	isFloat := true
-	for i, c := range cells {
+	for i := range floats {
+		c := col.cell(i)
 		if isNA(c) {
 			floats[i] = NaNValue
 			continue
@@ -95,10 +122,11 @@ func inferColumn(cells [][]byte) (Column, string) {
 	}
 
 	// bool: True/False in any case; with a missing cell pandas upcasts to object.
-	bools := make([]bool, len(cells))
+	bools := make([]bool, rows)
 	isBool := true
 	hasNA = false
-	for i, c := range cells {
+	for i := range bools {
+		c := col.cell(i)
 		if isNA(c) {
 			hasNA = true
 			continue
@@ -117,8 +145,9 @@ func inferColumn(cells [][]byte) (Column, string) {
 	if isBool && !hasNA {
 		return Column{Kind: Bool, Bools: bools}, ""
 	}
-	objs := make([]Value, len(cells))
-	for i, c := range cells {
+	objs := make([]Value, rows)
+	for i := range objs {
+		c := col.cell(i)
 		switch {
 		case isNA(c):
 			objs[i] = Value{Tag: NaN}
@@ -187,8 +216,10 @@ var exactScaling = runtime.GOARCH == "amd64"
 // digits (leading zeros included) in a double and scales by one power of ten; this
 // repeats its arithmetic operation by operation.
 func parseFloat(b []byte) (float64, int) {
-	if v, ok := infinity(b); ok {
-		return v, cellOK
+	if len(b) >= 3 && len(b) <= len("-infinity") {
+		if v, ok := infinity(b); ok {
+			return v, cellOK
+		}
 	}
 	p := 0
 	neg := false

@@ -646,32 +646,69 @@ def _object_column(col, buf, rows):
 _TABLE_DTYPES = {"int64": "<i8", "float64": "<f8", "bool": "?"}
 
 
+def _table_block(kind, cols, buf, rows):
+    """The 2-D values (len(cols) x rows) of one kind's columns, as a new writable array."""
+    import numpy as np
+
+    if kind == "object":
+        values = np.empty((len(cols), rows), dtype=object)
+        for j, col in enumerate(cols):
+            values[j] = _object_column(col, buf, rows)
+        return values
+    if kind not in _TABLE_DTYPES:
+        raise DrumCommonException("unknown table column kind {!r}".format(kind))
+    dtype = np.dtype(_TABLE_DTYPES[kind])
+    first, size = cols[0]["offset"], rows * dtype.itemsize
+    if all(col["offset"] == first + j * size for j, col in enumerate(cols)):
+        # Back to back (as the worker lays them out): one copy of the whole block.
+        return np.frombuffer(buf, dtype=dtype, count=len(cols) * rows, offset=first).reshape(
+            len(cols), rows
+        ).astype(kind, copy=True)
+    values = np.empty((len(cols), rows), dtype=kind)
+    for j, col in enumerate(cols):
+        values[j] = np.frombuffer(buf, dtype=dtype, count=rows, offset=col["offset"])
+    return values
+
+
 def build_table_frame(table, data):
     """The DataFrame read_csv would give for a table the worker already parsed (see
     worker/predictor/tablewire.go): same names and order, int64/float64/bool/object
-    columns, RangeIndex, object cells as str, float nan, True or False."""
+    columns, RangeIndex, object cells as str, float nan, True or False, and the blocks
+    read_csv's DataFrame gets: one per dtype, in order of first appearance when each
+    dtype's columns are adjacent, else (consolidated) ordered by dtype name."""
     import numpy as np
     import pandas as pd
 
     rows = table["rows"]
+    cols = table["columns"]
     buf = memoryview(data)[: table["bytes"]]
-    arrays = []
-    for col in table["columns"]:
-        kind = col["kind"]
-        if kind == "object":
-            arrays.append(_object_column(col, buf, rows))
-        elif kind in _TABLE_DTYPES:
-            # frombuffer views the read-only frame: copy, as user code may write to the frame.
-            arrays.append(
-                np.frombuffer(buf, dtype=_TABLE_DTYPES[kind], count=rows, offset=col["offset"])
-                .astype(kind, copy=True)
-            )
-        else:
-            raise DrumCommonException("unknown table column kind {!r}".format(kind))
-    names = [col["name"] for col in table["columns"]]
-    df = pd.DataFrame(dict(enumerate(arrays)), index=pd.RangeIndex(rows))
-    df.columns = pd.Index(names, dtype=object)
-    return df
+    names = pd.Index([col["name"] for col in cols], dtype=object)
+    groups = {}
+    for i, col in enumerate(cols):
+        groups.setdefault(col["kind"], []).append(i)
+    blocks = {kind: _table_block(kind, [cols[i] for i in idx], buf, rows) for kind, idx in groups.items()}
+    try:
+        from pandas._libs.internals import BlockPlacement
+        from pandas.core.internals import BlockManager
+        from pandas.core.internals.blocks import new_block
+    except ImportError:  # another pandas: the public (slower) constructor
+        arrays = [None] * len(cols)
+        for kind, idx in groups.items():
+            for j, i in enumerate(idx):
+                arrays[i] = blocks[kind][j]
+        df = pd.DataFrame(dict(enumerate(arrays)), index=pd.RangeIndex(rows))
+        df.columns = names
+        return df
+    runs = [kind for i, kind in enumerate(c["kind"] for c in cols) if i == 0 or cols[i - 1]["kind"] != kind]
+    order = runs if len(runs) == len(groups) else sorted(groups)
+    mgr = BlockManager(
+        tuple(
+            new_block(blocks[kind], placement=BlockPlacement(np.array(groups[kind], dtype=np.intp)), ndim=2)
+            for kind in order
+        ),
+        [names, pd.RangeIndex(rows)],
+    )
+    return pd.DataFrame(mgr)
 
 
 # ---------------------------------------------------------------------------------------------
