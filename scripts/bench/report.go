@@ -294,8 +294,8 @@ func targets(r *report) [][3]string {
 }
 
 var palette = []color.Color{
-	color.RGBA{0, 0, 0, 255},       // baseline: black
-	color.RGBA{31, 119, 180, 255},  // then the servers in serverSpecs order
+	color.RGBA{0, 0, 0, 255},      // baseline: black
+	color.RGBA{31, 119, 180, 255}, // then the servers in serverSpecs order
 	color.RGBA{255, 127, 14, 255},
 	color.RGBA{44, 160, 44, 255},
 	color.RGBA{214, 39, 40, 255},
