@@ -202,7 +202,7 @@ func writeReport(r *report) (string, error) {
 	}
 
 	w("\n## Other runs and gaps\n\n- Trivial unstructured model (`/predictUnstructured/`, drum prefork only): %s\n", r.Unstr)
-	w("- Adaptive batching (`DRUM_BATCHING`, item 3) and the Go CSV fast path (item 2) are not in this build's request path; their targets are not measured here.\n")
+	w("- Adaptive batching (`DRUM_BATCHING`, item 3) is measured as server `batching` (server type unset, `DRUM_BATCHING=true`); it combines only requests the Go CSV fast path parsed.\n")
 	w("\nPlots: %s.\n", strings.Join(plots, ", "))
 
 	md := filepath.Join(r.Opts.out, stem+".md")
