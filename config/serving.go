@@ -68,6 +68,9 @@ type Serving struct {
 	// MaxHeaderBytes bounds a request's header block (DRUM_MAX_HEADER_BYTES).
 	MaxHeaderBytes int `json:"max_header_bytes"`
 
+	// Batching: opt-in adaptive batching of structured predictions (batching.go).
+	Batching
+
 	// Notes are start-up messages about accepted parameters that have no effect here;
 	// the server logs them once.
 	Notes []string `json:"-"`
@@ -176,6 +179,10 @@ func buildServing(cfg *Config, env LookupEnv) error {
 		return err
 	}
 	if s.MaxHeaderBytes, err = intParam(env, "DRUM_MAX_HEADER_BYTES", 1024, 1<<20, DefaultMaxHeaderBytes); err != nil {
+		return err
+	}
+
+	if err := buildBatching(cfg, env); err != nil { // batching.go
 		return err
 	}
 

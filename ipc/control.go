@@ -54,6 +54,14 @@ type Counters struct {
 	// duration histogram of answered HTTP requests by RequestKey (route, method, status).
 	Active   int64                `json:"active_requests,omitempty"`
 	Requests map[string]Histogram `json:"requests,omitempty"`
+	// Batching (DRUM_BATCHING): per predictor call of batched predictions, how many
+	// requests and rows it combined (over SizeBounds) and how long it held a free
+	// predictor waiting for more (BatchWait, seconds); BatchFallbacks counts combined
+	// calls that failed and were retried request by request.
+	BatchRequests  Histogram `json:"batch_requests"`
+	BatchRows      Histogram `json:"batch_rows"`
+	BatchWait      Histogram `json:"batch_wait"`
+	BatchFallbacks int64     `json:"batch_fallbacks"`
 }
 
 // RequestKey joins a route template, a method and a status code into a Requests key.
@@ -117,6 +125,10 @@ func (c *Counters) Add(o Counters) {
 	c.QueueTime.Add(o.QueueTime)
 	c.PredictTime.Add(o.PredictTime)
 	c.Active += o.Active
+	c.BatchRequests.Add(o.BatchRequests)
+	c.BatchRows.Add(o.BatchRows)
+	c.BatchWait.Add(o.BatchWait)
+	c.BatchFallbacks += o.BatchFallbacks
 	for k, v := range o.Requests {
 		if c.Requests == nil {
 			c.Requests = map[string]Histogram{}
@@ -134,7 +146,12 @@ var LatencyBounds = []float64{
 	10, 30, 60, 120, 300,
 }
 
-// Histogram is a latency distribution over LatencyBounds: Counts[i] counts observations
+// SizeBounds are the upper bounds (inclusive) of the batch size histograms' buckets
+// (requests or rows per batch); a last, unbounded bucket follows them.
+var SizeBounds = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384}
+
+// Histogram is a latency distribution over LatencyBounds (or, for the batch sizes, a
+// size distribution over SizeBounds): Counts[i] counts observations
 // <= LatencyBounds[i] (and above the previous bound); the last count is above every
 // bound. Counts may be empty when nothing was observed.
 type Histogram struct {

@@ -51,6 +51,14 @@ var (
 		"Worker processes that exited, by reason.", []string{"reason"}, nil)
 	descWorkers = prometheus.NewDesc("drum_workers",
 		"Worker processes by state.", []string{"state"}, nil)
+	descBatchSize = prometheus.NewDesc("drum_batch_size",
+		"Requests combined into one predictor call by adaptive batching (DRUM_BATCHING).", nil, nil)
+	descBatchRows = prometheus.NewDesc("drum_batch_rows",
+		"Rows of one batched predictor call (DRUM_BATCHING).", nil, nil)
+	descBatchWait = prometheus.NewDesc("drum_batch_wait_seconds",
+		"Time a batch held a free predictor waiting for requests on their way (DRUM_BATCHING).", nil, nil)
+	descBatchFallbacks = prometheus.NewDesc("drum_batch_fallbacks_total",
+		"Batched predictor calls that failed and were retried request by request.", nil, nil)
 	descBuild = prometheus.NewDesc("drum_build_info",
 		"drum's build: the DRUM version it is compatible with and the Go version.", []string{"drum_version", "goversion"}, nil)
 )
@@ -65,7 +73,8 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReqDuration, descActive, descQueue, descPredict,
 		descInFlight, descQueued, descAdmitted, descCompleted, descFailed, descRejected,
-		descTimeouts, descRestarts, descExits, descWorkers, descBuild} {
+		descTimeouts, descRestarts, descExits, descWorkers, descBatchSize, descBatchRows,
+		descBatchWait, descBatchFallbacks, descBuild} {
 		ch <- d
 	}
 }
@@ -84,7 +93,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if !ok {
 			continue
 		}
-		ch <- histogram(descReqDuration, t.Requests[k], route, method, strconv.Itoa(status))
+		ch <- histogram(descReqDuration, t.Requests[k], ipc.LatencyBounds, route, method, strconv.Itoa(status))
 	}
 	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
@@ -93,8 +102,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge(descActive, t.Active)
-	ch <- histogram(descQueue, t.QueueTime)
-	ch <- histogram(descPredict, t.PredictTime)
+	ch <- histogram(descQueue, t.QueueTime, ipc.LatencyBounds)
+	ch <- histogram(descPredict, t.PredictTime, ipc.LatencyBounds)
 	gauge(descInFlight, t.InFlight)
 	gauge(descQueued, t.Queued)
 	counter(descAdmitted, t.Admitted)
@@ -114,6 +123,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descTimeouts, t.TimedOut)
 	counter(descRestarts, t.PredictorRestarts)
+	ch <- histogram(descBatchSize, t.BatchRequests, ipc.SizeBounds)
+	ch <- histogram(descBatchRows, t.BatchRows, ipc.SizeBounds)
+	ch <- histogram(descBatchWait, t.BatchWait, ipc.LatencyBounds)
+	counter(descBatchFallbacks, t.BatchFallbacks)
 	for r, n := range st.WorkerExits {
 		counter(descExits, int64(n), r)
 	}
@@ -130,12 +143,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBuild, 1, config.Version, runtime.Version())
 }
 
-// histogram converts an ipc.Histogram (per-bucket counts over ipc.LatencyBounds) into a
-// constant Prometheus histogram (cumulative buckets).
-func histogram(d *prometheus.Desc, h ipc.Histogram, labels ...string) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(ipc.LatencyBounds))
+// histogram converts an ipc.Histogram (per-bucket counts over bounds) into a constant
+// Prometheus histogram (cumulative buckets).
+func histogram(d *prometheus.Desc, h ipc.Histogram, bounds []float64, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
 	var cum int64
-	for i, b := range ipc.LatencyBounds {
+	for i, b := range bounds {
 		if i < len(h.Counts) {
 			cum += h.Counts[i]
 		}

@@ -29,6 +29,11 @@ func sample() ipc.ServerStats {
 			ipc.RequestKey("/predict/", "POST", 200): hist(map[int]int64{5: 3}, 0.01),
 			ipc.RequestKey("/predict/", "POST", 503): hist(map[int]int64{0: 2}, 0.0001),
 		}}
+	// Worker 1 batched: calls of 1, 3 and 5 requests (1, 3 and 40 rows).
+	w1.BatchRequests = ipc.Histogram{Counts: []int64{1, 0, 1, 1}, Count: 3, Sum: 9}
+	w1.BatchRows = ipc.Histogram{Counts: []int64{1, 0, 1, 0, 0, 0, 1}, Count: 3, Sum: 44}
+	w1.BatchWait = hist(map[int]int64{0: 2, 4: 1}, 0.002)
+	w1.BatchFallbacks = 1
 	w2 := ipc.Counters{Admitted: 4, Completed: 3, Failed: 1, TimedOut: 1, PredictorRestarts: 1,
 		QueueTime:   hist(map[int]int64{1: 4}, 0.001),
 		PredictTime: hist(map[int]int64{6: 4}, 0.02),
@@ -77,6 +82,18 @@ func TestRender(t *testing.T) {
 		`drum_workers{state="ready"} 1`,
 		`drum_workers{state="booting"} 1`,
 		`drum_workers{state="stopping"} 0`,
+		`drum_batch_size_count 3`,
+		`drum_batch_size_sum 9`,
+		`drum_batch_size_bucket{le="1"} 1`,
+		`drum_batch_size_bucket{le="2"} 1`,
+		`drum_batch_size_bucket{le="4"} 2`,
+		`drum_batch_size_bucket{le="8"} 3`,
+		`drum_batch_rows_bucket{le="32"} 2`,
+		`drum_batch_rows_bucket{le="64"} 3`,
+		`drum_batch_rows_sum 44`,
+		`drum_batch_wait_seconds_count 3`,
+		`drum_batch_wait_seconds_bucket{le="0.0001"} 2`,
+		`drum_batch_fallbacks_total 1`,
 		`drum_build_info{drum_version="`,
 	} {
 		if !strings.Contains(body, want) {

@@ -52,11 +52,15 @@ type admissionGate struct {
 	free     int
 	maxQueue int
 	waiters  list.List // of *waiter, oldest first
+	// Batching (0 rows: off): the batchable waiters and their rows, for waitingCalls.
+	batchMaxRows, batchWaiters, batchRows int
 }
 
 type waiter struct {
 	ready   chan struct{}
-	granted bool // set under gate.mu when a slot was handed over
+	granted bool       // set under gate.mu when a slot was handed over, or the item joined a batch
+	item    *batchItem // a batchable prediction (batcher.go), or nil
+	joined  bool       // set under gate.mu when a batch took item: no slot was handed over
 }
 
 func newAdmissionGate(size, maxQueue int) *admissionGate {
@@ -71,46 +75,112 @@ func (g *admissionGate) full() *overloadError {
 }
 
 func (g *admissionGate) fullLocked() *overloadError {
-	if g.free > 0 && g.waiters.Len() == 0 || g.waiters.Len() < g.maxQueue {
+	if g.free > 0 && g.waiters.Len() == 0 || g.waitingCalls() < g.maxQueue {
 		return nil
 	}
 	return &overloadError{running: g.size - g.free, queued: g.waiters.Len()}
+}
+
+// waitingCalls is the queue's length in predictor calls: with batching, waiting batchable
+// requests count as the batches their rows fill (they ride one call together), so the
+// bound keeps the wait it stands for (queue × one call) rather than a request count.
+func (g *admissionGate) waitingCalls() int {
+	n := g.waiters.Len()
+	if g.batchMaxRows > 0 && g.batchWaiters > 0 {
+		n += (g.batchRows+g.batchMaxRows-1)/g.batchMaxRows - g.batchWaiters
+	}
+	return n
+}
+
+// leaveLocked takes el out of the line.
+func (g *admissionGate) leaveLocked(el *list.Element) *waiter {
+	w := g.waiters.Remove(el).(*waiter)
+	if w.item != nil {
+		g.batchWaiters--
+		g.batchRows -= w.item.rows
+	}
+	return w
+}
+
+// ticket is a place in the gate's line.
+type ticket struct {
+	w  *waiter
+	el *list.Element
+}
+
+// enter takes a free slot (a nil ticket) or joins the line (the ticket to wait with); it
+// fails with *overloadError when the queue is full. item, when set, lets a batch take
+// the request out of the line (takeWaiting).
+func (g *admissionGate) enter(item *batchItem) (*ticket, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.free > 0 && g.waiters.Len() == 0 {
+		g.free--
+		return nil, nil
+	}
+	if e := g.fullLocked(); e != nil {
+		return nil, e
+	}
+	w := &waiter{ready: make(chan struct{}), item: item}
+	if item != nil {
+		g.batchWaiters++
+		g.batchRows += item.rows
+	}
+	return &ticket{w: w, el: g.waiters.PushBack(w)}, nil
+}
+
+// wait waits in line for a slot; joined reports that a batch took the request instead
+// (it holds no slot). It fails with ctx's error.
+func (g *admissionGate) wait(ctx context.Context, t *ticket) (joined bool, err error) {
+	select {
+	case <-t.w.ready:
+		return t.w.joined, nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		granted, joined := t.w.granted, t.w.joined
+		if !granted {
+			g.leaveLocked(t.el)
+		}
+		g.mu.Unlock()
+		switch {
+		case joined:
+			return true, nil // the batch answers it, whatever ctx says now
+		case granted:
+			g.release() // handed over just now: pass it on
+		}
+		return false, ctx.Err()
+	}
 }
 
 // acquire takes a slot, waiting in line while none is free. waiting is called (before
 // acquire blocks) when the request has to queue. It fails with *overloadError when the
 // queue is full, or with ctx's error.
 func (g *admissionGate) acquire(ctx context.Context, waiting func()) error {
-	g.mu.Lock()
-	if g.free > 0 && g.waiters.Len() == 0 {
-		g.free--
-		g.mu.Unlock()
-		return nil
+	t, err := g.enter(nil)
+	if err != nil || t == nil {
+		return err
 	}
-	if e := g.fullLocked(); e != nil {
-		g.mu.Unlock()
-		return e
-	}
-	w := &waiter{ready: make(chan struct{})}
-	el := g.waiters.PushBack(w)
-	g.mu.Unlock()
 	if waiting != nil {
 		waiting()
 	}
-	select {
-	case <-w.ready:
-		return nil
-	case <-ctx.Done():
-		g.mu.Lock()
-		granted := w.granted
-		if !granted {
-			g.waiters.Remove(el)
+	_, err = g.wait(ctx, t)
+	return err
+}
+
+// takeWaiting takes the queued batch items take accepts (oldest first) out of the line:
+// they ride a batch that already holds a slot instead of waiting for one of their own.
+func (g *admissionGate) takeWaiting(take func(*batchItem) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for el := g.waiters.Front(); el != nil; {
+		next := el.Next()
+		w := el.Value.(*waiter)
+		if w.item != nil && take(w.item) {
+			g.leaveLocked(el)
+			w.granted, w.joined = true, true
+			close(w.ready)
 		}
-		g.mu.Unlock()
-		if granted {
-			g.release() // handed over just now: pass it on
-		}
-		return ctx.Err()
+		el = next
 	}
 }
 
@@ -119,7 +189,7 @@ func (g *admissionGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if front := g.waiters.Front(); front != nil {
-		w := g.waiters.Remove(front).(*waiter)
+		w := g.leaveLocked(front)
 		w.granted = true
 		close(w.ready)
 		return
@@ -133,6 +203,7 @@ type keeperPool struct {
 	keepers  []*keeper
 	gate     *admissionGate
 	counters *counters
+	batch    *batcher // nil unless DRUM_BATCHING is on
 
 	mu   sync.Mutex
 	idle []*keeper
@@ -195,8 +266,12 @@ func (p *keeperPool) overloaded() error {
 
 // call admits req (waiting in line, or failing with *overloadError), runs it on a free
 // predictor and counts it. timeout (0: none) is the request's deadline from the moment
-// it starts waiting.
+// it starts waiting. With batching on, a batchable prediction may share a predictor call
+// with others (batcher.go).
 func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
+	if p.batch != nil && p.batch.accepts(req, p.modelInfo()) {
+		return p.callBatched(ctx, timeout, req)
+	}
 	c := p.counters
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -212,19 +287,7 @@ func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predi
 	}
 	endQueueSpan(waitSpan, queued, err)
 	if err != nil {
-		var oe *overloadError
-		switch {
-		case errors.As(err, &oe):
-			c.reject(ipc.RejectQueueFull)
-		case errors.Is(err, context.DeadlineExceeded):
-			c.reject(ipc.RejectQueueTimeout)
-			c.timedOut.Add(1)
-			err = &timeoutError{after: timeout}
-		default:
-			c.reject(ipc.RejectClientGone)
-			err = &goneWhileQueued{err}
-		}
-		return nil, err
+		return nil, p.turnedAway(err, timeout)
 	}
 	defer p.gate.release()
 	c.admitted.Add(1)
@@ -235,18 +298,45 @@ func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predi
 	c.inFlight.Add(1)
 	start := time.Now()
 	res, err := k.call(ctx, timeout, req)
-	c.predictTime.observe(time.Since(start))
-	c.inFlight.Add(-1)
+	p.finished(time.Since(start), err)
 	if err != nil {
-		c.failed.Add(1)
-		var te *timeoutError
-		if errors.As(err, &te) {
-			c.timedOut.Add(1)
-		}
 		return nil, err
 	}
-	c.completed.Add(1)
 	return res, nil
+}
+
+// turnedAway counts a request the gate did not admit and says why.
+func (p *keeperPool) turnedAway(err error, timeout time.Duration) error {
+	c := p.counters
+	var oe *overloadError
+	switch {
+	case errors.As(err, &oe):
+		c.reject(ipc.RejectQueueFull)
+	case errors.Is(err, context.DeadlineExceeded):
+		c.reject(ipc.RejectQueueTimeout)
+		c.timedOut.Add(1)
+		err = &timeoutError{after: timeout}
+	default:
+		c.reject(ipc.RejectClientGone)
+		err = &goneWhileQueued{err}
+	}
+	return err
+}
+
+// finished counts the end of an admitted request whose predictor call took took.
+func (p *keeperPool) finished(took time.Duration, err error) {
+	c := p.counters
+	c.predictTime.observe(took)
+	c.inFlight.Add(-1)
+	if err == nil {
+		c.completed.Add(1)
+		return
+	}
+	c.failed.Add(1)
+	var te *timeoutError
+	if errors.As(err, &te) {
+		c.timedOut.Add(1)
+	}
 }
 
 // stop makes calls waiting for a predictor give up.

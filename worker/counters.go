@@ -15,6 +15,12 @@ type counters struct {
 	rejected                                                                   [len(rejectReasons)]atomic.Int64
 	queueTime, predictTime                                                     histogram
 	http                                                                       httpStats // metrics.go
+
+	// Adaptive batching (batcher.go): requests and rows per batched predictor call, the
+	// time a batch held a free predictor for companions, batches retried one by one.
+	batchRequests, batchRows sizeHistogram
+	batchWait                histogram
+	batchFallbacks           atomic.Int64
 }
 
 // rejectReasons index counters.rejected.
@@ -47,6 +53,10 @@ func (c *counters) snapshot() ipc.Counters {
 		CSVFallback:       c.csvFallback.Load(),
 		QueueTime:         c.queueTime.snapshot(),
 		PredictTime:       c.predictTime.snapshot(),
+		BatchRequests:     c.batchRequests.snapshot(),
+		BatchRows:         c.batchRows.snapshot(),
+		BatchWait:         c.batchWait.snapshot(),
+		BatchFallbacks:    c.batchFallbacks.Load(),
 	}
 	c.http.fill(&s)
 	for i, r := range rejectReasons {
@@ -63,9 +73,15 @@ func (c *counters) snapshot() ipc.Counters {
 // numBuckets is len(ipc.LatencyBounds) + 1 (the unbounded bucket); init checks it.
 const numBuckets = 21
 
+// numSizeBuckets is len(ipc.SizeBounds) + 1; init checks it.
+const numSizeBuckets = 14
+
 func init() {
 	if len(ipc.LatencyBounds)+1 != numBuckets {
 		panic("worker: numBuckets does not match ipc.LatencyBounds")
+	}
+	if len(ipc.SizeBounds)+1 != numSizeBuckets {
+		panic("worker: numSizeBuckets does not match ipc.SizeBounds")
 	}
 }
 
@@ -93,6 +109,35 @@ func (h *histogram) snapshot() ipc.Histogram {
 		return out
 	}
 	out.Counts = make([]int64, numBuckets)
+	for i := range out.Counts {
+		out.Counts[i] = h.counts[i].Load()
+	}
+	return out
+}
+
+// sizeHistogram is a lock-free ipc.Histogram of counts over ipc.SizeBounds.
+type sizeHistogram struct {
+	counts [numSizeBuckets]atomic.Int64
+	count  atomic.Int64
+	sum    atomic.Int64
+}
+
+func (h *sizeHistogram) observe(n int) {
+	i := 0
+	for i < len(ipc.SizeBounds) && float64(n) > ipc.SizeBounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.count.Add(1)
+	h.sum.Add(int64(n))
+}
+
+func (h *sizeHistogram) snapshot() ipc.Histogram {
+	out := ipc.Histogram{Count: h.count.Load(), Sum: float64(h.sum.Load())}
+	if out.Count == 0 {
+		return out
+	}
+	out.Counts = make([]int64, numSizeBuckets)
 	for i := range out.Counts {
 		out.Counts[i] = h.counts[i].Load()
 	}

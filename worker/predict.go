@@ -24,7 +24,9 @@ func (h *handler) predict(ex *exchange) {
 			"ERROR: This model has target type 'unstructured', use the /predictUnstructured/ or /predictionsUnstructured/ endpoint.")
 		return
 	}
+	parsed := h.keeper.arrive() // a batch holding a predictor may wait for this one
 	req, body, ok := h.readStructured(ex, "predict")
+	parsed()
 	if !ok {
 		return
 	}

@@ -140,6 +140,7 @@ func (s *statusSource) statsJSON() (out []byte) {
 		"workers":               len(workers),
 		"predictors_per_worker": s.concurrency,
 		"queue_size":            s.queueSize,
+		"batching":              s.batchingView(),
 		"total":                 toJSONValue(total),
 		"latency_s": map[string]any{
 			"queue":   latencySummary(total.QueueTime),
@@ -163,6 +164,18 @@ func (s *statusSource) statsJSON() (out []byte) {
 		"drum":      drum,
 	}
 	return append(appendJSONify(nil, doc), '\n')
+}
+
+// batchingView is the batching settings (DRUM_BATCHING), or false when it is off.
+func (s *statusSource) batchingView() any {
+	b := s.cfg.Batching
+	if !b.Batching || !config.BatchesTarget(s.cfg.TargetType) {
+		return false
+	}
+	return map[string]any{
+		"max_rows":    firstPositive(b.BatchMaxRows, config.DefaultBatchMaxRows),
+		"max_wait_ms": float64(b.BatchMaxWait) / float64(time.Millisecond),
+	}
 }
 
 func latencySummary(h ipc.Histogram) map[string]any {

@@ -170,6 +170,9 @@ func Run(ctx context.Context, opts Options) error {
 		go keepers[i].run(keeperCtx, p)
 	}
 	pool := newKeeperPool(keepers, opts.QueueSize, stats)
+	if b := opts.Config.Batching; b.Batching && config.BatchesTarget(opts.Config.TargetType) {
+		pool.enableBatching(firstPositive(b.BatchMaxRows, config.DefaultBatchMaxRows), b.BatchMaxWait)
+	}
 	status := newStatusSource(opts.Config, opts.WorkerID, opts.Control == nil, stats, opts.Concurrency, opts.QueueSize)
 
 	h := &handler{

@@ -47,6 +47,9 @@ func runServer(c *cli.Context) error {
 	}
 	log.Info("server type", "server_type", cfg.ServerTypeName(), "mode", cfg.Mode(),
 		"predictors_per_worker", cfg.Concurrency(), "queue_per_worker", cfg.QueueSize)
+	if cfg.Batching.Batching {
+		log.Info("adaptive batching on", "max_rows", cfg.BatchMaxRows, "max_wait", cfg.BatchMaxWait)
+	}
 	if cfg.Mode() == config.ModeSingleProcess {
 		return runSingleProcess(cfg, log)
 	}

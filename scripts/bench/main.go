@@ -98,7 +98,7 @@ func main() {
 	flag.DurationVar(&o.openDur, "open-dur", 0, "duration of the open-loop run (default 10s, 2s with --quick)")
 	flag.Int64Var(&o.maxReq, "max-requests", 200000, "cap on requests per load run")
 	flag.BoolVar(&o.overhead, "overhead", true, "measure the Go-side overhead per request in-process")
-	flag.StringVar(&o.only, "servers", "", "comma-separated server keys to run (default all): baseline,prefork,spawn,slowcsv,gunicorn,fastapi,flask")
+	flag.StringVar(&o.only, "servers", "", "comma-separated server keys to run (default all): baseline,prefork,spawn,slowcsv,gunicorn,fastapi,flask,batching")
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds per cell, server order rotated, best round kept (default 2, 1 with --quick)")
 	flag.Parse()
 	if o.rounds <= 0 {
@@ -309,6 +309,8 @@ func serverSpecs(o options, drum, here string) []serverSpec {
 				"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS=2"), Ready: "drum ready", ReadyCount: 1},
 		{Name: "drum, DRUM_SERVER_TYPE=flask (single process)", Key: "flask", Argv: drumArgv,
 			Env: drumEnv("MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=flask"), Ready: "drum ready", ReadyCount: 1},
+		{Name: "drum, server type unset (prefork), DRUM_BATCHING=true", Key: "batching", Argv: drumArgv,
+			Env: drumEnv("DRUM_BATCHING=true"), Ready: "drum ready", ReadyCount: 1},
 	}
 }
 
