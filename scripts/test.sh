@@ -17,7 +17,7 @@ go test -count=1 -timeout 15m ./... "$@"
 # 50000x) sets how long, 0 skips.
 fuzztime=${FUZZTIME:-100000x}  # a count, not a duration: a timed run can end on the engine's own deadline
 if [ "$fuzztime" != 0 ]; then
-  for target in config:FuzzRuntimeParam worker:FuzzExtractInput worker:FuzzFormatFloat batch:FuzzRecordReader; do
+  for target in config:FuzzRuntimeParam worker:FuzzExtractInput worker:FuzzFormatFloat batch:FuzzRecordReader worker/table:FuzzFastCSV worker:FuzzFindBoundary; do
     pkg=${target%%:*} name=${target#*:}
     echo "fuzz $name ($fuzztime)"
     log=$(mktemp)
