@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drum-go/drum/internal/testnet"
 	"github.com/drum-go/drum/worker/predictor"
 )
 
@@ -37,7 +37,7 @@ func TestProbesAnswerOnRealServer(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/drum").CombinedOutput(); err != nil {
 		t.Fatalf("build drum: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range p.env {
 		env = append(env, k+"="+v)
@@ -107,14 +107,4 @@ func TestProbesAnswerOnRealServer(t *testing.T) {
 			t.Errorf("%s %s is not drum's metrics: %.200s", what, path, body)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

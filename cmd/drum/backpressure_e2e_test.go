@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 // bpModelCode scores rows "a,s[,...]": it sleeps s seconds (first row) and predicts a for
@@ -558,7 +560,7 @@ func TestServerTypes(t *testing.T) {
 	}
 
 	t.Run("unknown", func(t *testing.T) {
-		cmd := exec.Command(drumBin, "server", "--code-dir", bpModel(t), "--target-type", "regression", "--address", freeAddr(t))
+		cmd := exec.Command(drumBin, "server", "--code-dir", bpModel(t), "--target-type", "regression", "--address", testnet.FreeAddr(t))
 		cmd.Env = append(os.Environ(), `MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE={"type":"string","payload":"tornado"}`)
 		out, err := cmd.CombinedOutput()
 		if err == nil {

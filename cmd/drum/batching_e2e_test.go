@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 // oneRowBodies splits the regression model's X_100.csv into one CSV per row, plus a
@@ -87,7 +89,7 @@ func TestBatchingE2E(t *testing.T) {
 
 func testBatching(t *testing.T, env []string) {
 	good, bad := oneRowBodies(t)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(drumBin, append([]string{"server", "--code-dir", goldenModel("regression"),
 		"--address", addr, "--max-workers", "1"}, modelArgs["regression"]...)...)
 	cmd.Env = append(append(os.Environ(), "DRUM_BATCHING=true", "MLOPS_RUNTIME_PARAM_DRUM_WORKER_QUEUE_SIZE=64"), env...)

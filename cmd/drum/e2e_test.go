@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/drum-go/drum/internal/goldentest"
 	"github.com/drum-go/drum/internal/proctree"
+	"github.com/drum-go/drum/internal/testnet"
 	"github.com/drum-go/drum/worker/predictor"
 )
 
@@ -100,16 +100,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startServer starts drum server on a free loopback port and waits for "drum ready".
 // Cleanup stops it by pid (SIGTERM, then SIGKILL) and checks no process is left behind.
 func startServer(t *testing.T, model string, workers int, extra ...string) *server {
@@ -121,7 +111,7 @@ func startServer(t *testing.T, model string, workers int, extra ...string) *serv
 
 func startServerNoWait(t *testing.T, codeDir string, workers int, args ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	full := append([]string{"server", "--code-dir", codeDir, "--address", addr, "--max-workers", strconv.Itoa(workers)}, args...)
 	return adoptServer(t, exec.Command(drumBin, full...), addr)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 const e2eToken = "e2e-secret-7f3a"
@@ -52,7 +54,7 @@ func metricSum(body, name string, labels ...string) (float64, bool) {
 // token, which appears in no answer and no log line.
 func TestOperability(t *testing.T) {
 	needPython(t)
-	addr, maddr := freeAddr(t), freeAddr(t)
+	addr, maddr := testnet.FreeAddr(t), testnet.FreeAddr(t)
 	args := append([]string{"server", "--code-dir", goldenModel("regression"), "--address", addr, "--max-workers", "2"},
 		modelArgs["regression"]...)
 	cmd := exec.Command(drumBin, args...)

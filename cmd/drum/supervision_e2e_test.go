@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/drum-go/drum/internal/proctree"
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 // versionModel is a custom.py model whose prediction is the number in version.txt, so
@@ -270,7 +271,7 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 func TestHeartbeatTimeout(t *testing.T) {
 	needPython(t)
 	dir := writeVersionModel(t, 1)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr, "--max-workers", "2")
 	cmd.Env = append(os.Environ(), `MLOPS_RUNTIME_PARAM_DRUM_WORKER_HEARTBEAT_TIMEOUT={"type":"numeric","payload":3}`)
 	s := adoptServer(t, cmd, addr)
@@ -328,7 +329,7 @@ def score(data, model, **kwargs):
 func TestRecyclingUnderLoad(t *testing.T) {
 	needPython(t)
 	dir := writeVersionModel(t, 1)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr, "--max-workers", "2")
 	cmd.Env = append(os.Environ(),
 		`MLOPS_RUNTIME_PARAM_DRUM_GUNICORN_MAX_REQUESTS={"type":"numeric","payload":40}`,
@@ -378,7 +379,7 @@ _orphan()
 	}
 	f.WriteString(orphan)
 	f.Close()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	// --kill-child: if the test dies, the namespace's init gets SIGTERM and ends it.
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", drumBin, "server", "--code-dir", dir,
 		"--target-type", "regression", "--address", addr, "--max-workers", "2")
@@ -497,7 +498,7 @@ func TestSystemdNotifyHandover(t *testing.T) {
 	}
 	dir := writeVersionModel(t, 1)
 	pidFile := filepath.Join(t.TempDir(), "drum.pid")
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--target-type", "regression", "--address", addr,
 		"--max-workers", "1", "--pid-file", pidFile)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
@@ -651,7 +652,7 @@ func TestTermUnderLoad(t *testing.T) {
 func TestLogFileReopen(t *testing.T) {
 	needPython(t)
 	logPath := filepath.Join(t.TempDir(), "drum.log")
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(drumBin, "server", "--code-dir", writeVersionModel(t, 1), "--target-type", "regression",
 		"--address", addr, "--max-workers", "1", "--log-file", logPath)
 	s := adoptServer(t, cmd, addr)

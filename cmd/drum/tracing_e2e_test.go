@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drum-go/drum/internal/otlptest"
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 const (
@@ -30,7 +31,7 @@ def score_unstructured(model, data, **kwargs):
 // startTracedServer runs drum server with its OTLP exporter pointed at rc.
 func startTracedServer(t *testing.T, rc *otlptest.Receiver, codeDir string, args ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	full := append([]string{"server", "--code-dir", codeDir, "--address", addr, "--max-workers", "2"}, args...)
 	cmd := exec.Command(drumBin, full...)
 	cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT="+rc.URL(), "OTEL_SERVICE_NAME=drum-e2e",

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drum-go/drum/internal/testnet"
 )
 
 // workersOf lists the master's worker processes (not its zygote).
@@ -192,7 +194,7 @@ func TestSpawnStartMode(t *testing.T) {
 // TestBadPredictorStart: an unknown DRUM_PREDICTOR_START is a start-up error naming it.
 func TestBadPredictorStart(t *testing.T) {
 	needPython(t)
-	cmd := exec.Command(drumBin, "server", "--code-dir", goldenModel("regression"), "--target-type", "regression", "--address", freeAddr(t))
+	cmd := exec.Command(drumBin, "server", "--code-dir", goldenModel("regression"), "--target-type", "regression", "--address", testnet.FreeAddr(t))
 	cmd.Env = append(os.Environ(), "DRUM_PREDICTOR_START=vfork")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `DRUM_PREDICTOR_START: "vfork" is not a start mode`) {
