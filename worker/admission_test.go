@@ -392,3 +392,28 @@ func TestPoolStartFailureClosesTheOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestOverloadAnswerReachesUploadingClient: a client still uploading a large body when
+// it is turned away must get the 503, not a connection reset that destroys it.
+func TestOverloadAnswerReachesUploadingClient(t *testing.T) {
+	g := newGate()
+	f := &fakeFactory{fn: g.fn}
+	w := startWorker(t, regressionCfg, f, nil, func(o *Options) { o.QueueSize = -1 })
+	pending := postAsync(t, w.addr, "/predict/", "a\n1\n")
+	g.waitArrival(t)
+
+	body := "a\n" + strings.Repeat("123456.789\n", 60000) // 660 kB: more than socket buffers hold
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post("http://"+w.addr+"/predict/", "text/csv", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("upload %d: the overload answer was lost: %v", i, err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(msg), "overloaded") {
+			t.Fatalf("upload %d: %d %s", i, resp.StatusCode, msg)
+		}
+	}
+	close(g.release)
+	await(t, pending)
+}

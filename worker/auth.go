@@ -98,6 +98,7 @@ func (g *guard) deny(ex *exchange, ep endpoint) bool {
 			return false
 		}
 	}
+	discardRejected(ex.w, ex.r) // body.go: so the 401 is not lost to a reset mid-upload
 	if ex.r.Header.Get(g.header) == "" {
 		ex.message(http.StatusUnauthorized, "ERROR: authentication required: send the token in the "+g.header+" header")
 	} else {

@@ -49,6 +49,7 @@ func (h *handler) predict(ex *exchange) {
 // (overload costs no upload), then reads the body. ok=false: the client is answered.
 func (h *handler) admit(ex *exchange) (*payload, bool) {
 	if err := h.keeper.overloaded(); err != nil {
+		discardRejected(ex.w, ex.r)
 		h.callFailed(ex, err)
 		return nil, false
 	}
