@@ -1060,7 +1060,8 @@ def handle_predict(model, meta, payload):
         out = frame[PRED_COLUMN] if len(frame.columns) == 1 else frame
         reply["dtype"] = "json"
         return reply, out.to_json(orient="records").encode("utf-8")
-    frame = frame.astype("float")  # DRUM: "float32 is not JSON serializable, so cast to float"
+    if not all(dt == np.float64 for dt in frame.dtypes):  # already float64: the cast is a copy
+        frame = frame.astype("float")  # DRUM: "float32 is not JSON serializable, so cast to float"
     values = np.ascontiguousarray(frame.to_numpy(dtype="<f8"))
     reply["dtype"] = "f8"
     return reply, memoryview(values).cast("B")
