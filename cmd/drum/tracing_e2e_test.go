@@ -91,6 +91,7 @@ func TestTracingEndToEnd(t *testing.T) {
 	if errs := rc.Errors(); len(errs) > 0 {
 		t.Fatalf("malformed exports: %v", errs)
 	}
+	t.Logf("trace %s as received:\n%s", e2eTraceID, otlptest.Tree(spans, e2eTraceID))
 	byName := map[string][]otlptest.Span{}
 	for _, s := range spans {
 		if s.TraceID == e2eTraceID {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type Span struct {
 	Status       string // STATUS_CODE_UNSET, STATUS_CODE_ERROR, ...
 	Attributes   map[string]string
 	Resource     map[string]string // the resource attributes the span came with
+	Duration     time.Duration
 }
 
 // Receiver collects the spans exported to it.
@@ -146,6 +148,7 @@ func (rc *Receiver) add(req *coltracepb.ExportTraceServiceRequest, hdr http.Head
 					Status:       s.GetStatus().GetCode().String(),
 					Attributes:   attrMap(s.GetAttributes()),
 					Resource:     res,
+					Duration:     time.Duration(s.GetEndTimeUnixNano() - s.GetStartTimeUnixNano()),
 				})
 			}
 		}
@@ -228,4 +231,43 @@ func Named(spans []Span, name string) []Span {
 		}
 	}
 	return out
+}
+
+// Tree renders the spans of one trace as an indented tree, children under their parent
+// in arrival order; a span whose parent is not among them (the client's) is a root.
+func Tree(spans []Span, traceID string) string {
+	ids := map[string]bool{}
+	kids := map[string][]Span{}
+	for _, s := range spans {
+		if s.TraceID == traceID {
+			ids[s.SpanID] = true
+		}
+	}
+	var roots []Span
+	for _, s := range spans {
+		switch {
+		case s.TraceID != traceID:
+		case ids[s.ParentSpanID]:
+			kids[s.ParentSpanID] = append(kids[s.ParentSpanID], s)
+		default:
+			roots = append(roots, s)
+		}
+	}
+	var b strings.Builder
+	var walk func(s Span, depth int)
+	walk = func(s Span, depth int) {
+		fmt.Fprintf(&b, "%s%s [%s] %s span %s parent %s", strings.Repeat("  ", depth), s.Name,
+			strings.TrimPrefix(s.Kind, "SPAN_KIND_"), s.Duration.Round(time.Microsecond), s.SpanID, s.ParentSpanID)
+		if st := s.Attributes["http.response.status_code"]; st != "" {
+			fmt.Fprintf(&b, " status %s", st)
+		}
+		b.WriteByte('\n')
+		for _, k := range kids[s.SpanID] {
+			walk(k, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	return b.String()
 }
