@@ -214,9 +214,31 @@ type WorkerStats struct {
 // ServerStats is the master's aggregate of every worker's last heartbeat, sent down to
 // the workers so that whichever one answers /stats/ reports the whole server.
 type ServerStats struct {
-	Workers     []WorkerStats  `json:"workers"`
-	Total       Counters       `json:"total"`
+	Workers []WorkerStats `json:"workers"`
+	// Departed holds the counters of the workers that have exited, as of their last
+	// heartbeat, so that server-wide totals never step back when a worker is recycled,
+	// replaced or scaled down (Prometheus reads a drop as a counter reset). Its gauges
+	// (in flight, queued, active) are zero.
+	Departed    Counters       `json:"departed"`
+	Total       Counters       `json:"total"` // Departed plus every worker's, see Sum
 	WorkerExits map[string]int `json:"worker_exits"` // by reason: crash, signal, timeout, ...
+}
+
+// Sum sets Total to Departed plus the counters of every worker in Workers.
+func (s *ServerStats) Sum() {
+	var t Counters
+	t.Add(s.Departed)
+	for _, w := range s.Workers {
+		t.Add(w.Counters)
+	}
+	s.Total = t
+}
+
+// Depart adds the last counters of a worker that has exited to Departed, without its
+// gauges.
+func (s *ServerStats) Depart(c Counters) {
+	c.InFlight, c.Queued, c.Active = 0, 0, 0
+	s.Departed.Add(c)
 }
 
 // Failed reports why a worker could not start (e.g. the model did not load).

@@ -183,6 +183,9 @@ func (m *master) handleEvent(ev event) error {
 		m.log.Error("worker failed to start", "worker", w.id, "pid", w.pid, "error", ev.failed)
 	case evExit:
 		close(w.mailbox)
+		// Its counts stay in the server's totals (as of its last heartbeat).
+		m.departed.Depart(w.counters)
+		delete(m.leaving, w.pid)
 		switch {
 		case current:
 			return m.handleExit(w, ev, now)
@@ -235,6 +238,7 @@ func (m *master) promote(nw *workerProc) {
 	m.workers[nw.id] = nw
 	delete(m.surge, nw.id)
 	if old != nil {
+		m.leaving[old.pid] = old // counted until it exits
 		old.killedFor = "recycle"
 		m.stopWorker(old, syscall.SIGTERM)
 	}
@@ -463,20 +467,27 @@ func (m *master) drain(ctx context.Context) {
 
 // broadcastStats sends every worker the server-wide figures it reports on /stats/.
 func (m *master) broadcastStats() {
-	st := ipc.ServerStats{WorkerExits: m.exits}
-	ids := make([]int, 0, len(m.workers))
-	for id := range m.workers {
-		ids = append(ids, id)
+	st := ipc.ServerStats{WorkerExits: m.exits, Departed: m.departed.Departed}
+	procs := make([]*workerProc, 0, len(m.workers)+len(m.leaving))
+	for _, w := range m.workers {
+		procs = append(procs, w)
 	}
-	sort.Ints(ids)
-	for _, id := range ids {
-		w := m.workers[id]
+	for _, w := range m.leaving {
+		procs = append(procs, w)
+	}
+	sort.Slice(procs, func(i, j int) bool {
+		if procs[i].id != procs[j].id {
+			return procs[i].id < procs[j].id
+		}
+		return procs[i].pid < procs[j].pid
+	})
+	for _, w := range procs {
 		st.Workers = append(st.Workers, ipc.WorkerStats{
-			ID: id, Pid: w.pid, State: w.state.String(), Restarts: m.restarts[id],
+			ID: w.id, Pid: w.pid, State: w.state.String(), Restarts: m.restarts[w.id],
 			LastHeartbeat: w.lastBeat.UnixMilli(), Counters: w.counters,
 		})
-		st.Total.Add(w.counters)
 	}
+	st.Sum()
 	m.publishStats(st) // for /metrics (metrics.go)
 	meta, err := json.Marshal(st)
 	if err != nil {

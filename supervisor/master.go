@@ -65,6 +65,8 @@ type master struct {
 	exits        map[string]int      // worker exits by reason
 	restarts     map[int]int         // replacements per slot
 	surge        map[int]*workerProc // slot id -> replacement booting to take over (recycling)
+	leaving      map[int]*workerProc // pid -> a replaced worker still draining (recycling)
+	departed     ipc.ServerStats     // Departed: the counters of every worker that has exited
 	oomKills     int                 // cgroup OOM-kill count last seen
 	handedOver   bool                // an upgraded master took over: keep the PID file
 	parentAlive  bool                // the master we replaced is still draining
@@ -96,6 +98,7 @@ func Run(ctx context.Context, opts Options) error {
 		exits:       map[string]int{},
 		restarts:    map[int]int{},
 		surge:       map[int]*workerProc{},
+		leaving:     map[int]*workerProc{},
 		ctl:         make(chan ctlCall),
 	}
 	m.oomKills, _ = cgroupOOMKills()

@@ -47,7 +47,8 @@ type workerProc struct {
 	limit     int // requests after which it is recycled (0 = never)
 	// mailbox holds the latest stats frame for this worker; a sender goroutine writes
 	// it, so a worker that stops reading (SIGSTOP, hung) can never block the loop.
-	mailbox chan []byte
+	mailbox  chan []byte
+	ctrlDone chan struct{} // closed when readControl has handed on the worker's last message
 }
 
 // post replaces whatever is waiting in the mailbox with meta.
@@ -122,7 +123,8 @@ func (m *master) spawn(id int) (*workerProc, error) {
 		Setpgid: true,
 	}
 
-	w := &workerProc{id: id, state: stateBooting, started: m.opts.Now(), mailbox: make(chan []byte, 1)}
+	w := &workerProc{id: id, state: stateBooting, started: m.opts.Now(), mailbox: make(chan []byte, 1),
+		ctrlDone: make(chan struct{})}
 	if cfg := m.opts.Config; cfg.MaxRequests > 0 {
 		// Jitter spreads recycling so workers started together are not replaced together.
 		w.limit = cfg.MaxRequests + rand.IntN(cfg.MaxRequestsJitter+1)
@@ -136,6 +138,11 @@ func (m *master) spawn(id int) (*workerProc, error) {
 		}
 		started <- nil
 		err := cmd.Wait()
+		// Its last heartbeat (final counters) goes to the loop before the exit does.
+		select {
+		case <-w.ctrlDone:
+		case <-time.After(time.Second):
+		}
 		m.events <- event{kind: evExit, w: w, err: err, state: cmd.ProcessState}
 	}()
 	if err := <-started; err != nil {
@@ -159,6 +166,7 @@ func (m *master) spawn(id int) (*workerProc, error) {
 
 // readControl turns a worker's control messages into loop events until it closes.
 func (m *master) readControl(w *workerProc) {
+	defer close(w.ctrlDone)
 	defer w.ctrl.Close()
 	for {
 		f, err := w.ctrl.Read()

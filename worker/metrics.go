@@ -77,13 +77,20 @@ func metricMethod(m string) string {
 	return "_OTHER"
 }
 
-// metricsSnapshot is the whole server as this worker sees it: the master's latest
-// aggregate with this worker's live counters in place of its last heartbeat's.
-func (s *statusSource) metricsSnapshot() ipc.ServerStats {
+// serverStats is the whole server as this worker sees it: the master's latest
+// aggregate, with this worker's live counters in place of its last heartbeat's when
+// live is set; its own live counters alone before the first aggregate or when it is the
+// only process.
+func (s *statusSource) serverStats(live bool) ipc.ServerStats {
+	view := s.server.Load()
+	if view != nil && !s.single && !live {
+		return view.stats
+	}
 	own := s.counters.snapshot()
 	var st ipc.ServerStats
-	if view := s.server.Load(); view != nil && !s.single {
+	if view != nil && !s.single {
 		st.WorkerExits = view.stats.WorkerExits
+		st.Departed = view.stats.Departed
 		for _, w := range view.stats.Workers {
 			if w.ID == s.workerID && w.Pid == os.Getpid() {
 				w.Counters = own
@@ -94,11 +101,16 @@ func (s *statusSource) metricsSnapshot() ipc.ServerStats {
 	if len(st.Workers) == 0 {
 		st.Workers = []ipc.WorkerStats{{ID: s.workerID, Pid: os.Getpid(), State: "ready", Counters: own}}
 	}
-	for _, w := range st.Workers {
-		st.Total.Add(w.Counters)
-	}
+	st.Sum()
 	return st
 }
+
+// metricsSnapshot is what /metrics reports: the master's aggregate as it is, without
+// this worker's fresher figures. Every worker holds the same aggregate, so the counters
+// never step back whichever worker answers successive scrapes (live figures would: one
+// worker's own counts are ahead of the copy its siblings hold); the price is being up to
+// one heartbeat plus one broadcast (about 3 s) behind.
+func (s *statusSource) metricsSnapshot() ipc.ServerStats { return s.serverStats(false) }
 
 // metricsHandler renders /metrics from metricsSnapshot.
 func (s *statusSource) metricsHandler() http.Handler {

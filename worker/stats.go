@@ -84,27 +84,8 @@ func (s *statusSource) statsJSON() (out []byte) {
 			out = []byte(`{"drum":null,"drum_info":[],"mem_info":{},"time_info":{}}` + "\n")
 		}
 	}()
-	view := s.server.Load()
-	own := s.counters.snapshot()
-
-	var workers []ipc.WorkerStats
-	var exits map[string]int
-	if view != nil && !s.single {
-		exits = view.stats.WorkerExits
-		for _, w := range view.stats.Workers {
-			if w.ID == s.workerID && w.Pid == os.Getpid() {
-				w.Counters = own // fresher than the master's copy
-			}
-			workers = append(workers, w)
-		}
-	}
-	if len(workers) == 0 {
-		workers = []ipc.WorkerStats{{ID: s.workerID, Pid: os.Getpid(), State: "ready", Counters: own}}
-	}
-	var total ipc.Counters
-	for _, w := range workers {
-		total.Add(w.Counters)
-	}
+	st := s.serverStats(true) // metrics.go: the master's aggregate with this worker's live counters
+	workers, exits, total := st.Workers, st.WorkerExits, st.Total
 
 	// Processes: the master, each worker, and their children (the predictors).
 	children := proctree.Children(s.procRoot)
@@ -153,7 +134,7 @@ func (s *statusSource) statsJSON() (out []byte) {
 	if exits == nil {
 		drum["worker_exits"] = map[string]any{}
 	}
-	if view != nil && !s.single {
+	if view := s.server.Load(); view != nil && !s.single {
 		drum["figures_age_s"] = round6(time.Since(view.at).Seconds())
 	}
 	nulls := map[string]any{"avg": nil, "max": nil, "min": nil, "total": nil}

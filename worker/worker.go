@@ -288,14 +288,17 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
-// heartbeat sends the counters every interval until done. It touches only atomics and
-// the control channel, so a busy predictor cannot hold it up.
+// heartbeat sends the counters every interval until done, then once more: the master
+// keeps a departed worker's last counters in the server's totals, so the requests of
+// its last moments must reach it too. It touches only atomics and the control channel,
+// so a busy predictor cannot hold it up.
 func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, done <-chan struct{}, log hclog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
+			_ = c.Send(ipc.KindHeartbeat, ipc.Heartbeat{Counters: stats.snapshot()}) // the master may be gone
 			return
 		case <-t.C:
 			if err := c.Send(ipc.KindHeartbeat, ipc.Heartbeat{Counters: stats.snapshot()}); err != nil {

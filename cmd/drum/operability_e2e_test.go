@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,4 +221,73 @@ func TestOperability(t *testing.T) {
 	if access != n+2 {
 		t.Errorf("%d access lines for /predict/, want %d", access, n+2)
 	}
+}
+
+// TestMetricsKeepDepartedWorkers: server-wide counters never step back when workers go
+// away (recycled by DRUM_GUNICORN_MAX_REQUESTS, or killed): Prometheus would read a
+// drop as a counter reset.
+func TestMetricsKeepDepartedWorkers(t *testing.T) {
+	needPython(t)
+	addr, maddr := testnet.FreeAddr(t), testnet.FreeAddr(t)
+	args := append([]string{"server", "--code-dir", goldenModel("regression"), "--address", addr, "--max-workers", "2"},
+		modelArgs["regression"]...)
+	cmd := exec.Command(drumBin, args...)
+	cmd.Env = append(os.Environ(), "MLOPS_RUNTIME_PARAM_DRUM_GUNICORN_MAX_REQUESTS=7", "DRUM_METRICS_ADDRESS="+maddr)
+	s := adoptServer(t, cmd, addr)
+	s.waitReady(60 * time.Second)
+
+	csv := loadGolden(t, "regression", "predict_csv_5").body(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	// The main port's answers come from either worker; the master's own address is
+	// one source, checked after every prediction.
+	admittedAt := func(url string) float64 {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		v, _ := metricSum(b.String(), "drum_requests_admitted_total")
+		return v
+	}
+	admitted := func() float64 { return admittedAt(s.url("/metrics")) }
+	sent, seen := 0, 0.0
+	send := func(k int) {
+		for range k {
+			resp, err := client.Post(s.url("/predict/"), "text/csv", bytes.NewReader(csv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("prediction: %d", resp.StatusCode)
+			}
+			sent++
+			if v := admittedAt("http://" + maddr + "/metrics"); v < seen {
+				t.Fatalf("drum_requests_admitted_total stepped back from %v to %v", seen, v)
+			} else {
+				seen = v
+			}
+		}
+	}
+	send(40) // several recycles of each worker
+	waitFor(t, "/metrics to count every prediction through the recycles", 15*time.Second,
+		func() bool { return admitted() == float64(sent) })
+
+	// A killed worker's counts (as of its last heartbeat, all of them by now) stay too.
+	ws := workersOf(s.cmd.Process.Pid)
+	if len(ws) == 0 {
+		t.Fatal("no worker processes")
+	}
+	if err := syscall.Kill(ws[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the killed worker to be replaced", 60*time.Second, func() bool {
+		now := workersOf(s.cmd.Process.Pid)
+		return len(now) == 2 && now[0] != ws[0] && now[1] != ws[0]
+	})
+	send(5)
+	waitFor(t, "/metrics to keep the killed worker's predictions", 15*time.Second,
+		func() bool { return admitted() == float64(sent) })
 }
