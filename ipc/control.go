@@ -220,7 +220,7 @@ type ServerStats struct {
 	// replaced or scaled down (Prometheus reads a drop as a counter reset). Its gauges
 	// (in flight, queued, active) are zero.
 	Departed    Counters       `json:"departed"`
-	Total       Counters       `json:"total"` // Departed plus every worker's, see Sum
+	Total       Counters       `json:"total"`        // Departed plus every worker's, see Sum
 	WorkerExits map[string]int `json:"worker_exits"` // by reason: crash, signal, timeout, ...
 }
 
