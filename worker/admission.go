@@ -54,6 +54,12 @@ type admissionGate struct {
 	waiters  list.List // of *waiter, oldest first
 	// Batching (0 rows: off): the batchable waiters and their rows, for waitingCalls.
 	batchMaxRows, batchWaiters, batchRows int
+	// shorter, made when the listener asks (queuedNow), is closed when the line next
+	// shortens: the listener paces accepts on it (pacing.go).
+	shorter chan struct{}
+	// onQueue, when set, is called (under mu) when a line forms: the listener stops
+	// waiting in accept(2) so that it paces (pacing.go).
+	onQueue func()
 }
 
 type waiter struct {
@@ -95,11 +101,29 @@ func (g *admissionGate) waitingCalls() int {
 // leaveLocked takes el out of the line.
 func (g *admissionGate) leaveLocked(el *list.Element) *waiter {
 	w := g.waiters.Remove(el).(*waiter)
+	if g.shorter != nil {
+		close(g.shorter)
+		g.shorter = nil
+	}
 	if w.item != nil {
 		g.batchWaiters--
 		g.batchRows -= w.item.rows
 	}
 	return w
+}
+
+// queuedNow reports whether predictions are waiting in line and, when they are, a
+// channel closed as soon as the line shortens.
+func (g *admissionGate) queuedNow() (bool, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiters.Len() == 0 {
+		return false, nil
+	}
+	if g.shorter == nil {
+		g.shorter = make(chan struct{})
+	}
+	return true, g.shorter
 }
 
 // ticket is a place in the gate's line.
@@ -125,6 +149,9 @@ func (g *admissionGate) enter(item *batchItem) (*ticket, error) {
 	if item != nil {
 		g.batchWaiters++
 		g.batchRows += item.rows
+	}
+	if g.waiters.Len() == 0 && g.onQueue != nil {
+		g.onQueue()
 	}
 	return &ticket{w: w, el: g.waiters.PushBack(w)}, nil
 }

@@ -22,15 +22,26 @@ type drainListener struct {
 	draining bool
 	until    time.Time // give up draining at this time
 	quiet    time.Duration
+	// queued, when set, reports the worker's line of waiting predictions: Accept is
+	// paced on it (pacing.go). drained is closed when draining starts.
+	queued    func() (bool, <-chan struct{})
+	drained   chan struct{}
+	accepting bool          // in Accept past pacing: wake may interrupt it
+	pause     time.Duration // acceptPause; tests change it
 }
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
-func newDrainListener(ln net.Listener) *drainListener { return &drainListener{Listener: ln} }
+func newDrainListener(ln net.Listener) *drainListener {
+	return &drainListener{Listener: ln, drained: make(chan struct{}), pause: acceptPause}
+}
 
 // Drain starts draining; a pending Accept wakes up under the new deadline.
 func (l *drainListener) Drain(quiet, max time.Duration) {
 	l.mu.Lock()
+	if !l.draining {
+		close(l.drained)
+	}
 	l.draining, l.quiet, l.until = true, quiet, time.Now().Add(max)
 	l.mu.Unlock()
 	if d, ok := l.Listener.(deadliner); ok {
@@ -39,29 +50,56 @@ func (l *drainListener) Drain(quiet, max time.Duration) {
 }
 
 func (l *drainListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	draining, quiet, until := l.draining, l.quiet, l.until
-	l.mu.Unlock()
 	d, canDeadline := l.Listener.(deadliner)
-	if draining {
-		if !canDeadline || time.Now().After(until) {
-			return nil, errDrained
-		}
-		_ = d.SetDeadline(time.Now().Add(quiet))
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+	for {
+		l.mu.Lock()
+		draining, quiet, until := l.draining, l.quiet, l.until
+		l.mu.Unlock()
+		switch {
+		case draining:
+			if !canDeadline || time.Now().After(until) {
+				return nil, errDrained
+			}
+			_ = d.SetDeadline(time.Now().Add(quiet))
+		case l.queued != nil && canDeadline:
+			paceAccept(l.queued, l.pause, l.drained)
 			l.mu.Lock()
-			draining = l.draining
+			if !l.draining {
+				_ = d.SetDeadline(time.Time{}) // drop a deadline wake set
+				l.accepting = true
+			}
 			l.mu.Unlock()
+		}
+		c, err := l.Listener.Accept()
+		l.mu.Lock()
+		l.accepting = false
+		draining = l.draining
+		l.mu.Unlock()
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() {
 			if draining {
 				return nil, errDrained
 			}
+			if l.queued != nil {
+				continue // woken (wake): pace before accepting again
+			}
 		}
+		return c, err
 	}
-	return c, err
+}
+
+// wake interrupts an Accept that is waiting in accept(2) so that it paces first: the
+// worker's line has just formed, and the next connection is better taken by a sibling.
+// The deadline it sets is this process's only (Go's poller), never the shared socket's.
+func (l *drainListener) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining || !l.accepting {
+		return
+	}
+	if d, ok := l.Listener.(deadliner); ok {
+		_ = d.SetDeadline(time.Now())
+	}
 }
 
 // newConns tracks connections by state for a graceful stop.
