@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,8 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 	if env == nil {
 		env = os.LookupEnv
 	}
+	seen := &lookups{env: env, names: map[string]bool{}}
+	env = seen.lookup
 	cfg := &Config{
 		LogLevel:          "info",
 		ModelLoadTimeout:  600 * time.Second,
@@ -199,7 +202,42 @@ func Build(f Flags, env LookupEnv) (*Config, error) {
 		return nil, err
 	}
 	cfg.Python = f.Python
+	cfg.Notes = append(cfg.Notes, seen.plainOnly()...)
 	return cfg, nil
+}
+
+// lookups records the variables Build reads, so that a setting drum (like DRUM) reads
+// only as a runtime parameter, but which was set as a plain variable, is pointed out
+// instead of silently ignored.
+type lookups struct {
+	env   LookupEnv
+	names map[string]bool
+}
+
+func (l *lookups) lookup(name string) (string, bool) {
+	l.names[name] = true
+	return l.env(name)
+}
+
+// plainOnly names each runtime parameter read (MLOPS_RUNTIME_PARAM_X unset) whose plain
+// variable X is set but never read.
+func (l *lookups) plainOnly() []string {
+	var notes []string
+	for name := range l.names {
+		param, ok := strings.CutPrefix(name, RuntimeParamPrefix)
+		if !ok || l.names[param] {
+			continue
+		}
+		if _, set := l.env(name); set {
+			continue
+		}
+		if _, set := l.env(param); set {
+			notes = append(notes, fmt.Sprintf("%s is set as a plain environment variable, which is not read: "+
+				"like DRUM, drum reads it only as the runtime parameter %s", param, name))
+		}
+	}
+	sort.Strings(notes)
+	return notes
 }
 
 func resolveCodeDir(path string) (string, error) {

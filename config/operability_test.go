@@ -148,3 +148,25 @@ func TestFastCSVSetting(t *testing.T) {
 		}
 	}
 }
+
+// A runtime-parameter-only setting given as a plain variable is pointed out, not silently
+// ignored; settings read both ways, and the parameter form, raise no note.
+func TestPlainVariableForARuntimeParameter(t *testing.T) {
+	cfg, err := buildOp(t, modelDir(t, "custom.py"), map[string]string{
+		"DRUM_WORKER_QUEUE_SIZE":                   "abc",
+		"DRUM_SERVER_TYPE":                         "tornado",
+		"DRUM_ACCESS_LOG":                          "false", // read as a plain variable too
+		"DRUM_OVERLOAD_STATUS":                     "500",
+		"MLOPS_RUNTIME_PARAM_DRUM_OVERLOAD_STATUS": "429", // the parameter is set: no note
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"DRUM_SERVER_TYPE is set as a plain environment variable, which is not read: like DRUM, drum reads it only as the runtime parameter MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE",
+		"DRUM_WORKER_QUEUE_SIZE is set as a plain environment variable, which is not read: like DRUM, drum reads it only as the runtime parameter MLOPS_RUNTIME_PARAM_DRUM_WORKER_QUEUE_SIZE",
+	}
+	if strings.Join(cfg.Notes, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("notes:\n%s\nwant:\n%s", strings.Join(cfg.Notes, "\n"), strings.Join(want, "\n"))
+	}
+}
