@@ -257,6 +257,7 @@ func (m *master) announceIfReady(now time.Time) {
 	if m.ctlLn != nil {
 		go m.serveControl(m.ctlLn)
 	}
+	m.readyCalled = true // the PID file and the control socket are ours from here
 	if err := m.upg.Ready(); err != nil {
 		m.log.Error("upgrader ready", "error", err)
 	}
@@ -404,9 +405,10 @@ func (m *master) stopAll(graceful bool) {
 		// Close every copy of the socket the master holds (its listener, the dup handed
 		// to workers, tableflip's own), so once the workers have drained theirs, new
 		// connections are refused at once instead of queueing on a socket nobody
-		// accepts from and being reset when the last copy closes.
+		// accepts from and being reset when the last copy closes. (A master started by
+		// an upgrade that never took over leaves tableflip be: see stopUpgrader.)
 		if !m.handedOver {
-			m.upg.Stop()
+			m.stopUpgrader()
 		}
 		_ = m.ln.Close()
 		_ = m.lnFile.Close()

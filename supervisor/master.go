@@ -69,6 +69,7 @@ type master struct {
 	departed     ipc.ServerStats     // Departed: the counters of every worker that has exited
 	oomKills     int                 // cgroup OOM-kill count last seen
 	handedOver   bool                // an upgraded master took over: keep the PID file
+	readyCalled  bool                // upg.Ready was called: this generation took over
 	parentAlive  bool                // the master we replaced is still draining
 	hupPending   bool                // a HUP came while it was: upgrade once it has exited
 	ctl          chan ctlCall        // drum ctl requests for the loop
@@ -110,8 +111,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("master: init upgrader: %w", err)
 	}
-	defer upg.Stop()
 	m.upg = upg
+	defer m.stopUpgrader()
 	if !upg.HasParent() {
 		if err := checkPIDFile(cfg.PIDFile); err != nil {
 			return fmt.Errorf("master: %w", err)
@@ -125,7 +126,7 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 	defer func() {
-		if !m.handedOver {
+		if !m.handedOver && m.tookOver() {
 			removePIDFile(cfg.PIDFile)
 		}
 	}()
@@ -195,6 +196,25 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	return m.loop(ctx, sigs)
+}
+
+// tookOver reports whether this master owns the server's shared files (the control
+// socket and the PID file): a first master always does; one started by an upgrade only
+// once it called Ready. Until then they are still the old master's, which keeps serving
+// if this one fails.
+func (m *master) tookOver() bool {
+	return !m.upg.HasParent() || m.readyCalled
+}
+
+// stopUpgrader stops tableflip (in stopAll, and when Run returns). Stop unlinks every
+// Unix socket in use (it assumes a shutdown without an upgrade), so a master started
+// by an upgrade that never took over must not call it: the control socket it inherited
+// is the old master's, still serving, and drum ctl reload must keep reaching it to
+// retry. Its copies of the descriptors close when the process exits; the path stays.
+func (m *master) stopUpgrader() {
+	if m.tookOver() {
+		m.upg.Stop()
+	}
 }
 
 // startSlot starts the worker for one slot and records it.

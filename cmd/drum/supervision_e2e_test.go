@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -238,6 +239,138 @@ func TestUpgradeWithBrokenModel(t *testing.T) {
 	t.Logf("failed upgrade then a good one: %d requests, %d failed", sent, failed)
 	if failed != 0 {
 		t.Fatalf("%d of %d requests failed: %v", failed, sent, load.errs)
+	}
+}
+
+// TestFailedUpgradeKeepsControlSocket: an upgrade whose model does not load leaves the
+// old master fully in charge: its default control socket ($TMPDIR/drum-PORT.sock)
+// still answers drum ctl, its PID file still names it and /metrics still answers, so
+// drum ctl reload can retry once the model is fixed, and ctl reaches the new master.
+func TestFailedUpgradeKeepsControlSocket(t *testing.T) {
+	needPython(t)
+	dir := writeVersionModel(t, 1)
+	tmp := t.TempDir()
+	pidFile := filepath.Join(tmp, "drum.pid")
+	addr, maddr := testnet.FreeAddr(t), testnet.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	sock := filepath.Join(tmp, "drum-"+port+".sock") // the default for --address
+	env := append(os.Environ(), "TMPDIR="+tmp, "DRUM_METRICS_ADDRESS="+maddr)
+	cmd := exec.Command(drumBin, "server", "--code-dir", dir, "--address", addr, "--max-workers", "2",
+		"--target-type", "regression", "--pid-file", pidFile)
+	cmd.Env = env
+	s := adoptServer(t, cmd, addr)
+	killMastersOnCleanup(t, pidFile)
+	s.waitReady(60 * time.Second)
+	master := s.cmd.Process.Pid
+
+	ctl := func(args ...string) (string, error) {
+		c := exec.Command(drumBin, append([]string{"ctl", "--address", addr}, args...)...)
+		c.Env = env
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	ctlMaster := func() (int, error) { // the pid answering drum ctl status
+		out, err := ctl("--json")
+		if err != nil {
+			return 0, fmt.Errorf("%v: %s", err, out)
+		}
+		var r struct {
+			Pid int `json:"master_pid"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return 0, fmt.Errorf("%v: %s", err, out)
+		}
+		return r.Pid, nil
+	}
+	metricsOK := func() error {
+		resp, err := http.Get("http://" + maddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("no control socket at the default path: %v", err)
+	}
+	if pid, err := ctlMaster(); err != nil || pid != master {
+		t.Fatalf("drum ctl status before the upgrade: pid %d, %v; want %d", pid, err, master)
+	}
+
+	// Break the model and upgrade: the new master fails and must leave everything be.
+	setVersion(t, dir, -1)
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed upgrade to be logged", 120*time.Second, func() bool {
+		return strings.Contains(s.log.String(), "upgrade failed; the current generation keeps serving")
+	})
+	// The failed master may still be on its way out: give it time to do damage.
+	waitFor(t, "the failed master to exit", 30*time.Second, func() bool {
+		for _, pid := range childrenOf(master) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if argv := strings.Split(string(b), "\x00"); len(argv) > 1 && argv[1] == "server" {
+				return false // the new master, a child of the old one
+			}
+		}
+		return true
+	})
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("after a failed upgrade the control socket is gone: %v", err)
+	}
+	if pid, err := ctlMaster(); err != nil || pid != master {
+		t.Fatalf("drum ctl status after a failed upgrade: pid %d, %v; want the old master %d", pid, err, master)
+	}
+	if pid, err := readPID(pidFile); err != nil || pid != master {
+		t.Fatalf("after a failed upgrade the PID file holds %d (%v); want the old master %d", pid, err, master)
+	}
+	if err := metricsOK(); err != nil {
+		t.Fatalf("/metrics after a failed upgrade: %v", err)
+	}
+	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[1.0]}` {
+		t.Fatalf("after the failed upgrade: %q, %v; want version 1 still serving", got, err)
+	}
+
+	// Fix the model and retry through the control socket.
+	setVersion(t, dir, 2)
+	if out, err := ctl("reload"); err != nil {
+		t.Fatalf("drum ctl reload after a failed upgrade: %v\n%s", err, out)
+	}
+	var newMaster int
+	waitFor(t, "a new master on the control socket", 120*time.Second, func() bool {
+		pid, err := ctlMaster()
+		newMaster = pid
+		return err == nil && pid != master
+	})
+	if got, err := predictOnce(s.url("/predict/")); err != nil || got != `{"predictions":[2.0]}` {
+		t.Fatalf("after the retried upgrade: %q, %v; want version 2", got, err)
+	}
+	waitFor(t, "the old master to exit", 60*time.Second, func() bool { return !alive(master) })
+	if pid, err := ctlMaster(); err != nil || pid != newMaster {
+		t.Fatalf("drum ctl status once the old master exited: pid %d, %v; want %d", pid, err, newMaster)
+	}
+	if pid, err := readPID(pidFile); err != nil || pid != newMaster {
+		t.Fatalf("the PID file holds %d (%v); want the new master %d", pid, err, newMaster)
+	}
+	if err := metricsOK(); err != nil {
+		t.Fatalf("/metrics after the upgrade: %v", err)
+	}
+	// The new master owns the socket now: a clean stop removes it and the PID file.
+	tree := processTree(newMaster)
+	if out, err := ctl("drain"); err != nil {
+		t.Fatalf("drum ctl drain: %v\n%s", err, out)
+	}
+	waitGone(t, tree, 40*time.Second)
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the control socket outlived the last master: %v", err)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("the PID file outlived the last master: %v", err)
 	}
 }
 
