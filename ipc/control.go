@@ -93,6 +93,7 @@ const (
 	RejectClientGone   = "client_gone"    // the client disconnected while queued
 	RejectBodyTooLarge = "body_too_large" // 413
 	RejectBodyTimeout  = "body_timeout"   // the body did not arrive in time (408)
+	RejectNoPredictor  = "no_predictor"   // no predictor, and restarting it failed (503)
 )
 
 // RejectedTotal sums Rejected over every reason.

@@ -110,13 +110,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCompleted, t.Completed)
 	counter(descFailed, t.Failed)
 	for _, r := range []string{ipc.RejectQueueFull, ipc.RejectQueueTimeout, ipc.RejectClientGone,
-		ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout} {
+		ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout, ipc.RejectNoPredictor} {
 		counter(descRejected, t.Rejected[r], r)
 	}
 	for r, n := range t.Rejected { // reasons a newer worker may send
 		switch r {
 		case ipc.RejectQueueFull, ipc.RejectQueueTimeout, ipc.RejectClientGone,
-			ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout:
+			ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout, ipc.RejectNoPredictor:
 		default:
 			counter(descRejected, n, r)
 		}

@@ -138,7 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 		return runErrorServer(ctx, opts, log, err) // errorserver.go
 	}
 	if err != nil {
-		err = fmt.Errorf("worker %d: start predictor: %w", opts.WorkerID, err)
+		err = fmt.Errorf("worker %d: %w", opts.WorkerID, startError(err)) // keeper.go
 		if opts.Control != nil {
 			if serr := opts.Control.Send(ipc.KindFailed, ipc.Failed{Error: err.Error()}); serr != nil {
 				log.Error("cannot report the failure to the master", "error", serr)
