@@ -22,6 +22,11 @@ type Ready struct {
 // Heartbeat is sent every heartbeat interval by a live worker.
 type Heartbeat struct {
 	Counters Counters `json:"counters"`
+	// NoPredictor is set while the worker has no live predictor and restarting one has
+	// failed FailedRestarts times in a row: why it answers predictions with 503. The
+	// master reports the worker as unhealthy and, after a few failures, replaces it.
+	NoPredictor    string `json:"no_predictor,omitempty"`
+	FailedRestarts int    `json:"failed_restarts,omitempty"`
 }
 
 // Counters are a worker's request figures since it started (gauges: InFlight, Queued).

@@ -20,7 +20,8 @@ import (
 type Source func() ipc.ServerStats
 
 // WorkerStates are always reported, with 0 when no worker is in them.
-var WorkerStates = []string{"booting", "ready", "stopping"}
+// "unhealthy" is a ready worker whose predictor cannot be restarted.
+var WorkerStates = []string{"booting", "ready", "unhealthy", "stopping"}
 
 var (
 	descReqDuration = prometheus.NewDesc("http_server_request_duration_seconds",

@@ -283,6 +283,22 @@ func (p *keeperPool) unavailable() error {
 	return err
 }
 
+// health is what the worker's heartbeat tells the master: why no predictor can take a
+// call and how many restarts failed in a row (the fewest over the predictors), or "".
+func (p *keeperPool) health() (reason string, failures int) {
+	err := p.unavailable()
+	if err == nil {
+		return "", 0
+	}
+	failures = -1
+	for _, k := range p.keepers {
+		if n := k.failedRestarts(); failures < 0 || n < failures {
+			failures = n
+		}
+	}
+	return err.Error(), failures
+}
+
 // modelInfo is what the predictors loaded (the same model in every one).
 func (p *keeperPool) modelInfo() predictor.Info { return p.keepers[0].modelInfo() }
 

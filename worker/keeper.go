@@ -193,6 +193,13 @@ func (k *keeper) startFailed(err error) int {
 	return k.failures
 }
 
+// failedRestarts is how many restarts failed in a row since the last predictor started.
+func (k *keeper) failedRestarts() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.failures
+}
+
 // unavailable is the *noPredictorError a call would fail with now (nil: a predictor is
 // installed, or is being started and may still come).
 func (k *keeper) unavailable() error {

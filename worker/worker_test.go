@@ -550,3 +550,38 @@ func TestOtherRoutes(t *testing.T) {
 		}
 	}
 }
+
+// The heartbeat tells the master when the worker has no predictor and cannot restart
+// one (and how many restarts failed), and when it has one again.
+func TestHeartbeatReportsNoPredictor(t *testing.T) {
+	m, ctl := newFakeMaster(t)
+	f := &fakeFactory{fn: constResult(1)}
+	startWorker(t, regressionCfg, f, ctl, func(o *Options) { o.HeartbeatInterval = 10 * time.Millisecond })
+	beat := func() ipc.Heartbeat {
+		var hb ipc.Heartbeat
+		if err := ipc.Decode(m.next(t, ipc.KindHeartbeat), &hb); err != nil {
+			t.Fatal(err)
+		}
+		return hb
+	}
+	until := func(what string, cond func(ipc.Heartbeat) bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond(beat()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no heartbeat with %s", what)
+			}
+		}
+	}
+	if hb := beat(); hb.NoPredictor != "" || hb.FailedRestarts != 0 {
+		t.Fatalf("healthy worker's heartbeat: %+v", hb)
+	}
+	boom := errors.New("model failed to load: RuntimeError: broken")
+	f.fail.Store(&boom)
+	f.predictors()[0].die()
+	until("2 failed restarts", func(hb ipc.Heartbeat) bool {
+		return hb.FailedRestarts >= 2 && strings.Contains(hb.NoPredictor, "restarting the predictor failed: model failed to load")
+	})
+	f.fail.Store(nil)
+	until("the predictor back", func(hb ipc.Heartbeat) bool { return hb.NoPredictor == "" && hb.FailedRestarts == 0 })
+}

@@ -113,21 +113,36 @@ func TestPredictorRestartFails(t *testing.T) {
 			t.Fatalf("a burst took %s to be answered", took)
 		}
 	}
-	waitFor(t, "the no_predictor rejections on /metrics", 30*time.Second, func() bool {
+	// /metrics (the master's aggregate) counts the rejections and the unhealthy worker;
+	// the master tries a replacement, which cannot load the model either: the old worker
+	// keeps its slot and the server keeps running.
+	metric := func(name string) string {
 		resp, err := http.Get(s.url("/metrics"))
 		if err != nil {
-			return false
+			return ""
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, `drum_requests_rejected_total{reason="no_predictor"}`) &&
-				!strings.HasSuffix(line, " 0") {
-				return true
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
 			}
 		}
-		return false
+		return ""
+	}
+	waitFor(t, "the no_predictor rejections and the unhealthy worker on /metrics", 60*time.Second, func() bool {
+		v := metric(`drum_requests_rejected_total{reason="no_predictor"}`)
+		return v != "" && v != "0" && metric(`drum_workers{state="unhealthy"}`) == "1"
 	})
+	waitFor(t, "a replacement attempt for the unhealthy worker", 60*time.Second, func() bool {
+		return strings.Contains(s.log.String(), "replacing worker: its predictor failed to restart") &&
+			strings.Contains(s.log.String(), "replacement worker failed; the old one keeps serving")
+	})
+	select {
+	case <-s.done:
+		t.Fatalf("the master exited: %v", s.err)
+	default:
+	}
 
 	// The model file is fixed: the broken worker's next restart loads it.
 	write(`return "v2"`)
@@ -146,6 +161,9 @@ func TestPredictorRestartFails(t *testing.T) {
 			}
 		}
 		return ok && sawV2
+	})
+	waitFor(t, "no unhealthy worker on /metrics", 60*time.Second, func() bool {
+		return metric(`drum_workers{state="unhealthy"}`) == "0"
 	})
 	if strings.Contains(s.log.String(), "start predictor: start predictor:") {
 		t.Error("the log repeats 'start predictor:'")
