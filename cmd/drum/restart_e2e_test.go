@@ -131,6 +131,13 @@ func TestPredictorRestartFails(t *testing.T) {
 		return ""
 	}
 	waitFor(t, "the no_predictor rejections and the unhealthy worker on /metrics", 60*time.Second, func() bool {
+		// A request that waited through the failed restart counts as failed; those that
+		// arrive once it has failed are rejected: send some.
+		for _, a := range postBurst(s.url("/predictUnstructured/"), 4) {
+			if a != "200 v1" && !is503(a) {
+				t.Fatalf("unexpected answer: %s", a)
+			}
+		}
 		v := metric(`drum_requests_rejected_total{reason="no_predictor"}`)
 		return v != "" && v != "0" && metric(`drum_workers{state="unhealthy"}`) == "1"
 	})
