@@ -22,6 +22,11 @@ type Ready struct {
 // Heartbeat is sent every heartbeat interval by a live worker.
 type Heartbeat struct {
 	Counters Counters `json:"counters"`
+	// NoPredictor is set while the worker has no live predictor and restarting one has
+	// failed FailedRestarts times in a row: why it answers predictions with 503. The
+	// master reports the worker as unhealthy and, after a few failures, replaces it.
+	NoPredictor    string `json:"no_predictor,omitempty"`
+	FailedRestarts int    `json:"failed_restarts,omitempty"`
 }
 
 // Counters are a worker's request figures since it started (gauges: InFlight, Queued).
@@ -93,6 +98,7 @@ const (
 	RejectClientGone   = "client_gone"    // the client disconnected while queued
 	RejectBodyTooLarge = "body_too_large" // 413
 	RejectBodyTimeout  = "body_timeout"   // the body did not arrive in time (408)
+	RejectNoPredictor  = "no_predictor"   // no predictor, and restarting it failed (503)
 )
 
 // RejectedTotal sums Rejected over every reason.

@@ -20,7 +20,8 @@ import (
 type Source func() ipc.ServerStats
 
 // WorkerStates are always reported, with 0 when no worker is in them.
-var WorkerStates = []string{"booting", "ready", "stopping"}
+// "unhealthy" is a ready worker whose predictor cannot be restarted.
+var WorkerStates = []string{"booting", "ready", "unhealthy", "stopping"}
 
 var (
 	descReqDuration = prometheus.NewDesc("http_server_request_duration_seconds",
@@ -110,13 +111,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCompleted, t.Completed)
 	counter(descFailed, t.Failed)
 	for _, r := range []string{ipc.RejectQueueFull, ipc.RejectQueueTimeout, ipc.RejectClientGone,
-		ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout} {
+		ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout, ipc.RejectNoPredictor} {
 		counter(descRejected, t.Rejected[r], r)
 	}
 	for r, n := range t.Rejected { // reasons a newer worker may send
 		switch r {
 		case ipc.RejectQueueFull, ipc.RejectQueueTimeout, ipc.RejectClientGone,
-			ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout:
+			ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout, ipc.RejectNoPredictor:
 		default:
 			counter(descRejected, n, r)
 		}

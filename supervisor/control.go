@@ -142,7 +142,7 @@ func (m *master) handleControl(req CtlRequest) CtlReply {
 	now := m.opts.Now()
 	add := func(w *workerProc, replacing bool) {
 		r.Workers = append(r.Workers, CtlWorker{
-			ID: w.id, Pid: w.pid, State: w.state.String(), Requests: w.counters.Completed + w.counters.Failed,
+			ID: w.id, Pid: w.pid, State: w.stateName(), Requests: w.counters.Completed + w.counters.Failed,
 			InFlight: w.counters.InFlight, LastHeartbeat: now.Sub(w.lastBeat).Round(time.Millisecond).Seconds(),
 			Restarts: m.restarts[w.id], Replacing: replacing,
 		})

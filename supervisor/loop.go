@@ -175,8 +175,10 @@ func (m *master) handleEvent(ev event) error {
 	case evHeartbeat:
 		w.lastBeat = now
 		w.counters = ev.beat.Counters
+		m.noteHealth(w, ev.beat)
 		if current {
 			m.maybeRecycle(w)
+			m.maybeReplaceUnhealthy(w, now)
 		}
 	case evFailed:
 		w.failMsg = ev.failed
@@ -232,6 +234,48 @@ func (m *master) maybeRecycle(w *workerProc) {
 		"served", w.counters.Completed+w.counters.Failed, "limit", w.limit, "replacement_pid", nw.pid)
 }
 
+// unhealthyRestarts is how many predictor restarts in a row a worker may fail before the
+// master starts a replacement for it; unhealthyRetry spaces the attempts while the
+// replacements fail too (the model file is broken: they cannot load it either).
+const (
+	unhealthyRestarts = 3
+	unhealthyRetry    = 30 * time.Second
+)
+
+// noteHealth records (and logs the changes of) what w's heartbeat says about its
+// predictors.
+func (m *master) noteHealth(w *workerProc, hb ipc.Heartbeat) {
+	switch {
+	case hb.NoPredictor != "" && w.noPredictor == "":
+		m.log.Error("worker has no predictor and cannot restart one; it answers predictions with 503",
+			"worker", w.id, "pid", w.pid, "failed_restarts", hb.FailedRestarts, "error", hb.NoPredictor)
+	case hb.NoPredictor == "" && w.noPredictor != "":
+		m.log.Info("worker's predictor is back", "worker", w.id, "pid", w.pid)
+	}
+	w.noPredictor, w.failedRestarts = hb.NoPredictor, hb.FailedRestarts
+}
+
+// maybeReplaceUnhealthy starts a replacement for a worker whose predictor failed to
+// restart unhealthyRestarts times in a row. The worker keeps its slot (answering 503s,
+// and retrying the load itself) until the replacement is ready, so a broken model file
+// costs no crash loop and no capacity; a replacement that fails is retried after
+// unhealthyRetry.
+func (m *master) maybeReplaceUnhealthy(w *workerProc, now time.Time) {
+	if m.stopping || w.state != stateReady || w.noPredictor == "" || w.failedRestarts < unhealthyRestarts ||
+		m.surge[w.id] != nil || now.Before(w.replaceAfter) {
+		return
+	}
+	w.replaceAfter = now.Add(unhealthyRetry)
+	nw, err := m.spawn(w.id)
+	if err != nil {
+		m.log.Error("could not start a replacement for an unhealthy worker", "worker", w.id, "error", err)
+		return
+	}
+	m.surge[w.id] = nw
+	m.log.Warn("replacing worker: its predictor failed to restart", "worker", w.id, "pid", w.pid,
+		"failed_restarts", w.failedRestarts, "replacement_pid", nw.pid)
+}
+
 // promote makes a ready replacement the slot's worker and drains the one it replaces.
 func (m *master) promote(nw *workerProc) {
 	old := m.workers[nw.id]
@@ -240,6 +284,9 @@ func (m *master) promote(nw *workerProc) {
 	if old != nil {
 		m.leaving[old.pid] = old // counted until it exits
 		old.killedFor = "recycle"
+		if old.noPredictor != "" {
+			old.killedFor = "unhealthy"
+		}
 		m.stopWorker(old, syscall.SIGTERM)
 	}
 }
@@ -336,7 +383,7 @@ func backoff(crashes int) time.Duration {
 }
 
 func reasonClass(reason string) string {
-	for _, p := range []string{"exit", "crash", "signal", "timeout", "scale-down", "oom", "recycle", "upgrade"} {
+	for _, p := range []string{"exit", "crash", "signal", "timeout", "scale-down", "oom", "recycle", "unhealthy", "upgrade"} {
 		if len(reason) >= len(p) && reason[:len(p)] == p {
 			return p
 		}
@@ -485,7 +532,7 @@ func (m *master) broadcastStats() {
 	})
 	for _, w := range procs {
 		st.Workers = append(st.Workers, ipc.WorkerStats{
-			ID: w.id, Pid: w.pid, State: w.state.String(), Restarts: m.restarts[w.id],
+			ID: w.id, Pid: w.pid, State: w.stateName(), Restarts: m.restarts[w.id],
 			LastHeartbeat: w.lastBeat.UnixMilli(), Counters: w.counters,
 		})
 	}

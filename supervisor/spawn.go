@@ -33,6 +33,15 @@ func (s workerState) String() string {
 	return "stopping"
 }
 
+// stateName is the state shown by drum ctl status, /stats/ and /metrics: a ready
+// worker whose predictor cannot be restarted is "unhealthy".
+func (w *workerProc) stateName() string {
+	if w.state == stateReady && w.noPredictor != "" {
+		return "unhealthy"
+	}
+	return w.state.String()
+}
+
 // workerProc is one running worker process as the master sees it.
 type workerProc struct {
 	id        int
@@ -45,6 +54,11 @@ type workerProc struct {
 	killedFor string // why the master killed it (timeout, scale-down), if it did
 	counters  ipc.Counters
 	limit     int // requests after which it is recycled (0 = never)
+	// From its heartbeats: why it has no predictor (restarting one failed), how many
+	// restarts failed in a row; and when the master may next try to replace it.
+	noPredictor    string
+	failedRestarts int
+	replaceAfter   time.Time
 	// mailbox holds the latest stats frame for this worker; a sender goroutine writes
 	// it, so a worker that stops reading (SIGSTOP, hung) can never block the loop.
 	mailbox  chan []byte

@@ -23,8 +23,12 @@ type overloadError struct {
 }
 
 func (e *overloadError) Error() string {
-	return fmt.Sprintf("the server is overloaded: %d predictions running and %d waiting in this worker; retry later",
-		e.running, e.queued)
+	predictions := "predictions"
+	if e.running == 1 {
+		predictions = "prediction"
+	}
+	return fmt.Sprintf("the server is overloaded: %d %s running and %d waiting in this worker; retry later",
+		e.running, predictions, e.queued)
 }
 
 // isRejection reports whether err turned the request away before any predictor saw it.
@@ -33,8 +37,9 @@ func isRejection(err error) bool {
 		oe *overloadError
 		te *timeoutError
 		ge *goneWhileQueued
+		ne *noPredictorError
 	)
-	return errors.As(err, &oe) || errors.As(err, &te) && !te.inCall || errors.As(err, &ge)
+	return errors.As(err, &oe) || errors.As(err, &te) && !te.inCall || errors.As(err, &ge) || errors.As(err, &ne)
 }
 
 // goneWhileQueued is a request whose context ended while it waited in the queue; it
@@ -245,15 +250,25 @@ func newKeeperPool(keepers []*keeper, queue int, c *counters) *keeperPool {
 	}
 }
 
-// take returns an idle keeper, one with a live predictor if there is one. The gate
-// guarantees there is an idle keeper for every admitted call.
+// take returns an idle keeper: one with a live predictor if there is one, else one
+// starting a predictor, else one whose restart failed. The gate guarantees there is an
+// idle keeper for every admitted call.
 func (p *keeperPool) take() *keeper {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pick := len(p.idle) - 1
+	pick, rank := len(p.idle)-1, 3
 	for i, k := range p.idle {
-		if k.live() {
-			pick = i
+		r := 2
+		switch {
+		case k.live():
+			r = 0
+		case k.unavailable() == nil:
+			r = 1
+		}
+		if r < rank {
+			pick, rank = i, r
+		}
+		if r == 0 {
 			break
 		}
 	}
@@ -276,6 +291,39 @@ func (p *keeperPool) live() bool {
 		}
 	}
 	return false
+}
+
+// unavailable is why no predictor can take a call (*noPredictorError): none is live and
+// starting one failed. Nil while one is live or being started.
+func (p *keeperPool) unavailable() error {
+	var err error
+	for _, k := range p.keepers {
+		if k.live() {
+			return nil
+		}
+		e := k.unavailable()
+		if e == nil {
+			return nil
+		}
+		err = e
+	}
+	return err
+}
+
+// health is what the worker's heartbeat tells the master: why no predictor can take a
+// call and how many restarts failed in a row (the fewest over the predictors), or "".
+func (p *keeperPool) health() (reason string, failures int) {
+	err := p.unavailable()
+	if err == nil {
+		return "", 0
+	}
+	failures = -1
+	for _, k := range p.keepers {
+		if n := k.failedRestarts(); failures < 0 || n < failures {
+			failures = n
+		}
+	}
+	return err.Error(), failures
 }
 
 // modelInfo is what the predictors loaded (the same model in every one).
@@ -317,11 +365,17 @@ func (p *keeperPool) call(ctx context.Context, timeout time.Duration, req *predi
 		return nil, p.turnedAway(err, timeout)
 	}
 	defer p.gate.release()
-	c.admitted.Add(1)
-	c.queueTime.observe(time.Since(arrived))
 
 	k := p.take()
 	defer p.put(k)
+	if err := k.unavailable(); err != nil {
+		// No predictor, and starting one failed: answer now rather than wait for the
+		// next attempt (keeper.go).
+		c.reject(ipc.RejectNoPredictor)
+		return nil, err
+	}
+	c.admitted.Add(1)
+	c.queueTime.observe(time.Since(arrived))
 	c.inFlight.Add(1)
 	start := time.Now()
 	res, err := k.call(ctx, timeout, req)

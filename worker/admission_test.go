@@ -75,7 +75,7 @@ func TestAdmissionQueueIsFIFOAndBounded(t *testing.T) {
 
 	// The queue is full: an immediate 503 with Retry-After, the predictor untouched.
 	status, body, hdr := post(t, w.addr, "/predict/", "a\n9\n")
-	want := `{"message":"ERROR: the server is overloaded: 1 predictions running and 3 waiting in this worker; retry later"}` + "\n"
+	want := `{"message":"ERROR: the server is overloaded: 1 prediction running and 3 waiting in this worker; retry later"}` + "\n"
 	if status != 503 || body != want || hdr.Get("Retry-After") != "1" {
 		t.Fatalf("overload answer: %d %q %v", status, body, hdr)
 	}

@@ -26,7 +26,7 @@ type counters struct {
 // rejectReasons index counters.rejected.
 var rejectReasons = [...]string{
 	ipc.RejectQueueFull, ipc.RejectQueueTimeout, ipc.RejectClientGone,
-	ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout,
+	ipc.RejectBodyTooLarge, ipc.RejectBodyTimeout, ipc.RejectNoPredictor,
 }
 
 func (c *counters) reject(reason string) {

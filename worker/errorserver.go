@@ -141,7 +141,7 @@ func runErrorServer(ctx context.Context, opts Options, log hclog.Logger, loadErr
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			heartbeat(opts.Control, opts.HeartbeatInterval, stats, hbDone, log)
+			heartbeat(opts.Control, opts.HeartbeatInterval, stats, noHealthReport, hbDone, log)
 		}()
 		go readControl(opts.Control, stopCh, status, log)
 	}
@@ -174,3 +174,7 @@ func runErrorServer(ctx context.Context, opts Options, log hclog.Logger, loadErr
 	bg.Wait()
 	return nil
 }
+
+// noHealthReport is the error server's heartbeat health: it serves what it was started
+// to serve (the load error), so the master has nothing to replace.
+func noHealthReport() (string, int) { return "", 0 }

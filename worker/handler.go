@@ -164,6 +164,8 @@ func (h *handler) serve(ex *exchange, method string) {
 			ex.message(http.StatusServiceUnavailable, "ERROR: this worker is shutting down")
 		} else if h.keeper.live() {
 			ex.message(http.StatusOK, "OK")
+		} else if err := h.keeper.unavailable(); err != nil {
+			ex.message(http.StatusServiceUnavailable, "ERROR: "+err.Error())
 		} else {
 			ex.message(http.StatusServiceUnavailable, "ERROR: no predictor is ready: the model is (re)starting")
 		}

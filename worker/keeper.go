@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,30 @@ func (e *timeoutError) Error() string {
 	return fmt.Sprintf("no predictor became free within %s", e.after)
 }
 
+// noPredictorError is a request turned away because the keeper has no predictor and
+// its latest attempt to start one failed: waiting would not help (the next attempt is a
+// back-off away and may fail the same way).
+type noPredictorError struct{ err error }
+
+func (e *noPredictorError) Error() string {
+	return "no predictor is available in this worker: restarting the predictor failed: " +
+		strings.TrimPrefix(e.err.Error(), startPrefix) + "; retry later"
+}
+
+func (e *noPredictorError) Unwrap() error { return e.err }
+
+// startPrefix is how the predictor package's start errors begin (StartPython).
+const startPrefix = "start predictor: "
+
+// startError says that starting a predictor failed, once: the predictor package's
+// errors already begin with startPrefix, other factories' may not.
+func startError(err error) error {
+	if strings.HasPrefix(err.Error(), startPrefix) {
+		return err
+	}
+	return fmt.Errorf("%s%w", startPrefix, err)
+}
+
 type retirement struct {
 	p      predictor.Predictor
 	reason string
@@ -56,6 +81,10 @@ type keeper struct {
 	info    predictor.Info      // of the latest predictor; the model does not change
 	changed chan struct{}       // closed and replaced whenever cur changes
 	stopped bool
+	// While no predictor is installed: the latest failed attempt to start one, and how
+	// many failed in a row (both reset when one starts).
+	startErr error
+	failures int
 }
 
 func newKeeper(log hclog.Logger, start func(context.Context) (predictor.Predictor, error), c *counters) *keeper {
@@ -104,7 +133,9 @@ func (k *keeper) run(ctx context.Context, first predictor.Predictor) {
 			if ctx.Err() != nil {
 				return
 			}
-			k.log.Error("predictor failed to start; retrying", "error", err, "retry_in", backoff)
+			n := k.startFailed(err)
+			k.log.Error("predictor failed to start; requests get 503 until it does; retrying",
+				"error", err, "failures_in_a_row", n, "retry_in", backoff)
 		}
 	}
 }
@@ -135,6 +166,7 @@ func (k *keeper) closePredictor(p predictor.Predictor) {
 func (k *keeper) install(p predictor.Predictor) {
 	k.mu.Lock()
 	k.cur, k.info = p, p.Info()
+	k.startErr, k.failures = nil, 0
 	close(k.changed)
 	k.changed = make(chan struct{})
 	k.mu.Unlock()
@@ -146,6 +178,37 @@ func (k *keeper) uninstall() {
 	close(k.changed)
 	k.changed = make(chan struct{})
 	k.mu.Unlock()
+}
+
+// startFailed records a failed restart and wakes the calls waiting for it: they fail
+// with *noPredictorError rather than wait for the next attempt. It returns how many
+// restarts failed in a row.
+func (k *keeper) startFailed(err error) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.startErr = err
+	k.failures++
+	close(k.changed)
+	k.changed = make(chan struct{})
+	return k.failures
+}
+
+// failedRestarts is how many restarts failed in a row since the last predictor started.
+func (k *keeper) failedRestarts() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.failures
+}
+
+// unavailable is the *noPredictorError a call would fail with now (nil: a predictor is
+// installed, or is being started and may still come).
+func (k *keeper) unavailable() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur == nil && k.startErr != nil && !k.stopped {
+		return &noPredictorError{err: k.startErr}
+	}
+	return nil
 }
 
 // stop makes waiting calls give up; run stops with its context.
@@ -173,17 +236,22 @@ func (k *keeper) modelInfo() predictor.Info {
 	return k.info
 }
 
-// await returns a live predictor, waiting while there is none.
+// await returns a live predictor, waiting while one is being started. It fails with
+// *noPredictorError once starting one has failed: the wait for a restart is bounded by
+// one attempt (the model load timeout bounds it), never by the model being fixed.
 func (k *keeper) await(ctx context.Context) (predictor.Predictor, error) {
 	for {
 		k.mu.Lock()
-		p, changed, stopped := k.cur, k.changed, k.stopped
+		p, changed, stopped, startErr := k.cur, k.changed, k.stopped, k.startErr
 		k.mu.Unlock()
 		if stopped {
 			return nil, errStopping
 		}
 		if p != nil && !isDone(p) {
 			return p, nil
+		}
+		if p == nil && startErr != nil {
+			return nil, &noPredictorError{err: startErr}
 		}
 		select {
 		case <-changed:

@@ -132,8 +132,15 @@ func (h *handler) callFailed(ex *exchange, err error) {
 		died *predictor.DiedError
 		te   *timeoutError
 		oe   *overloadError
+		ne   *noPredictorError
 	)
 	switch {
+	case errors.As(err, &ne):
+		// The model cannot be (re)loaded right now: say so at once, and let the retry
+		// land on another worker.
+		ex.w.Header()["Retry-After"] = []string{"1"}
+		ex.w.Header()["Connection"] = []string{"close"}
+		ex.message(http.StatusServiceUnavailable, "ERROR: "+ne.Error())
 	case errors.As(err, &oe):
 		// Retry-After and a closed connection: the retry may land on a freer worker.
 		ex.w.Header()["Retry-After"] = []string{"1"}

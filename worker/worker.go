@@ -138,7 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 		return runErrorServer(ctx, opts, log, err) // errorserver.go
 	}
 	if err != nil {
-		err = fmt.Errorf("worker %d: start predictor: %w", opts.WorkerID, err)
+		err = fmt.Errorf("worker %d: %w", opts.WorkerID, startError(err)) // keeper.go
 		if opts.Control != nil {
 			if serr := opts.Control.Send(ipc.KindFailed, ipc.Failed{Error: err.Error()}); serr != nil {
 				log.Error("cannot report the failure to the master", "error", serr)
@@ -223,7 +223,7 @@ func Run(ctx context.Context, opts Options) error {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			heartbeat(opts.Control, opts.HeartbeatInterval, stats, hbDone, log)
+			heartbeat(opts.Control, opts.HeartbeatInterval, stats, pool.health, hbDone, log)
 		}()
 		go readControl(opts.Control, stopCh, status, log)
 	}
@@ -293,16 +293,22 @@ func Run(ctx context.Context, opts Options) error {
 // keeps a departed worker's last counters in the server's totals, so the requests of
 // its last moments must reach it too. It touches only atomics and the control channel,
 // so a busy predictor cannot hold it up.
-func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, done <-chan struct{}, log hclog.Logger) {
+func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, health func() (string, int),
+	done <-chan struct{}, log hclog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	beat := func() ipc.Heartbeat {
+		hb := ipc.Heartbeat{Counters: stats.snapshot()}
+		hb.NoPredictor, hb.FailedRestarts = health()
+		return hb
+	}
 	for {
 		select {
 		case <-done:
-			_ = c.Send(ipc.KindHeartbeat, ipc.Heartbeat{Counters: stats.snapshot()}) // the master may be gone
+			_ = c.Send(ipc.KindHeartbeat, beat()) // the master may be gone
 			return
 		case <-t.C:
-			if err := c.Send(ipc.KindHeartbeat, ipc.Heartbeat{Counters: stats.snapshot()}); err != nil {
+			if err := c.Send(ipc.KindHeartbeat, beat()); err != nil {
 				log.Warn("heartbeat not sent", "error", err)
 			}
 		}

@@ -209,15 +209,94 @@ func TestHealthWhileNoPredictor(t *testing.T) {
 	if status, _ := get(t, w.addr, "/ping/"); status != 200 {
 		t.Errorf("ping: %d", status)
 	}
-	// A prediction waits for a predictor rather than failing.
-	pending := postAsync(t, w.addr, "/predict/", "a\n1\n")
+	// Once the restart has failed, health says why.
+	waitFor(t, "health to name the failure", func() bool {
+		_, body := get(t, w.addr, "/health/")
+		return strings.Contains(body, "restarting the predictor failed: model failed to load")
+	})
 	f.fail.Store(nil)
-	if a := await(t, pending); a.status != 200 {
-		t.Fatalf("prediction after recovery: %d %s", a.status, a.body)
-	}
+	waitForLong(t, "a prediction after recovery", func() bool {
+		status, _, _ := post(t, w.addr, "/predict/", "a\n1\n")
+		return status == 200
+	})
 	if status, _ := get(t, w.addr, "/health/"); status != 200 {
 		t.Errorf("health after recovery: %d", status)
 	}
+}
+
+// waitForLong is waitFor with room for the keeper's restart back-off (up to 10s).
+func waitForLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A predictor that dies while its restart fails: the request it held, the requests
+// queued behind it and new ones all get a prompt 503 naming the failure, instead of
+// waiting for a predictor that is not coming; once the model loads again, predictions
+// succeed.
+func TestRestartFailureAnswers503(t *testing.T) {
+	g := newGate()
+	f := &fakeFactory{fn: g.fn}
+	w := startWorker(t, regressionCfg, f, nil, nil)
+
+	held := postAsync(t, w.addr, "/predict/", "a\n1\n")
+	first := g.waitArrival(t)
+	var queued []<-chan answer
+	for i := 1; i <= 3; i++ {
+		queued = append(queued, postAsync(t, w.addr, "/predict/", "a\n1\n"))
+		waitFor(t, "a queued request", func() bool { return counterOf(t, w.addr).Queued == int64(i) })
+	}
+
+	boom := errors.New("model failed to load: RuntimeError: broken")
+	f.fail.Store(&boom)
+	died := time.Now()
+	first.die()
+
+	if a := await(t, held); a.status != 500 || !strings.Contains(a.body, "predictor process 1000 died") {
+		t.Fatalf("held request: %d %s", a.status, a.body)
+	}
+	want := `{"message":"ERROR: no predictor is available in this worker: restarting the predictor failed: ` +
+		`model failed to load: RuntimeError: broken; retry later"}` + "\n"
+	for i, ch := range queued {
+		if a := await(t, ch); a.status != 503 || a.body != want {
+			t.Fatalf("queued request %d: got %d %q, want 503 %q", i+1, a.status, a.body, want)
+		}
+	}
+	if took := time.Since(died); took > 8*time.Second {
+		t.Errorf("queued requests answered %s after the predictor died", took)
+	}
+	// New requests are answered at once, with Retry-After.
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		status, body, hdr := post(t, w.addr, "/predict/", "a\n1\n")
+		if status != 503 || body != want || hdr.Get("Retry-After") == "" {
+			t.Fatalf("new request: %d %q %v", status, body, hdr)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("new request answered after %s", took)
+		}
+	}
+	c := counterOf(t, w.addr)
+	if c.Rejected[ipc.RejectNoPredictor] < 3 || c.Queued != 0 || c.InFlight != 0 {
+		t.Errorf("counters: rejected %v, queued %d, in flight %d", c.Rejected, c.Queued, c.InFlight)
+	}
+	if n := c.Admitted + c.RejectedTotal(); n != 7 {
+		t.Errorf("admitted %d + rejected %v = %d, want the 7 requests", c.Admitted, c.Rejected, n)
+	}
+
+	// The model loads again: predictions succeed.
+	f.fail.Store(nil)
+	close(g.release)
+	waitForLong(t, "a prediction after recovery", func() bool {
+		status, _, _ := post(t, w.addr, "/predict/", "a\n1\n")
+		return status == 200
+	})
 }
 
 func TestGracefulStopFinishesInFlight(t *testing.T) {
@@ -470,4 +549,39 @@ func TestOtherRoutes(t *testing.T) {
 			t.Errorf("%s %s %s: got %d %q, want %d %q", tc.target, tc.method, tc.path, rec.Code, body, tc.status, tc.wantBody)
 		}
 	}
+}
+
+// The heartbeat tells the master when the worker has no predictor and cannot restart
+// one (and how many restarts failed), and when it has one again.
+func TestHeartbeatReportsNoPredictor(t *testing.T) {
+	m, ctl := newFakeMaster(t)
+	f := &fakeFactory{fn: constResult(1)}
+	startWorker(t, regressionCfg, f, ctl, func(o *Options) { o.HeartbeatInterval = 10 * time.Millisecond })
+	beat := func() ipc.Heartbeat {
+		var hb ipc.Heartbeat
+		if err := ipc.Decode(m.next(t, ipc.KindHeartbeat), &hb); err != nil {
+			t.Fatal(err)
+		}
+		return hb
+	}
+	until := func(what string, cond func(ipc.Heartbeat) bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond(beat()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no heartbeat with %s", what)
+			}
+		}
+	}
+	if hb := beat(); hb.NoPredictor != "" || hb.FailedRestarts != 0 {
+		t.Fatalf("healthy worker's heartbeat: %+v", hb)
+	}
+	boom := errors.New("model failed to load: RuntimeError: broken")
+	f.fail.Store(&boom)
+	f.predictors()[0].die()
+	until("2 failed restarts", func(hb ipc.Heartbeat) bool {
+		return hb.FailedRestarts >= 2 && strings.Contains(hb.NoPredictor, "restarting the predictor failed: model failed to load")
+	})
+	f.fail.Store(nil)
+	until("the predictor back", func(hb ipc.Heartbeat) bool { return hb.NoPredictor == "" && hb.FailedRestarts == 0 })
 }
