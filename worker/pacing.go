@@ -12,6 +12,8 @@ import "time"
 // everywhere still answers promptly (with the 503 when the queue is full) rather than
 // leaving connections in the kernel's backlog. A worker already waiting in accept(2)
 // when its line forms is woken to pace (drainListener.wake, from the admission gate).
+// A worker whose predictor could not be restarted (it answers predictions with 503)
+// holds back the same way, so a healthy sibling takes the new connections.
 const acceptPause = 50 * time.Millisecond
 
 // paceAccept waits while queued reports a line, for at most pause; stop ends the wait
@@ -33,4 +35,14 @@ func paceAccept(queued func() (bool, <-chan struct{}), pause time.Duration, stop
 		}
 		busy, shorter = queued()
 	}
+}
+
+// holdBack is what the worker's listener paces on: predictions waiting in line (with a
+// channel closed when the line shortens), or no predictor able to take a call (nil
+// channel: only the pause ends the wait).
+func (p *keeperPool) holdBack() (bool, <-chan struct{}) {
+	if busy, shorter := p.gate.queuedNow(); busy {
+		return true, shorter
+	}
+	return p.unavailable() != nil, nil
 }

@@ -229,7 +229,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	ln := newDrainListener(opts.Listener)
-	ln.queued, pool.gate.onQueue = pool.gate.queuedNow, ln.wake // pacing.go
+	ln.queued, pool.gate.onQueue = pool.holdBack, ln.wake // pacing.go
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	pids := make([]int, len(preds))
