@@ -91,6 +91,8 @@ func (l *drainListener) Accept() (net.Conn, error) {
 // wake interrupts an Accept that is waiting in accept(2) so that it paces first: the
 // worker's line has just formed, and the next connection is better taken by a sibling.
 // The deadline it sets is this process's only (Go's poller), never the shared socket's.
+// Best effort: a connection that arrives before the interrupted Accept runs again is
+// still taken (the poller reports it ready rather than timed out).
 func (l *drainListener) wake() {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ func TestFastCSVPath(t *testing.T) {
 		table    bool
 	}{
 		{name: "CSV predict", path: "/predict/", ct: "text/csv", body: csv5, table: true},
+		{name: "score hook sees the body", path: "/predict/", ct: "text/csv", body: csv5, hooks: []string{"score"}, table: true},
 		{name: "no Content-Type", path: "/predictions/", body: csv5, table: true},
 		{name: "invocations", path: "/invocations", ct: "text/csv", body: csv5, table: true},
 		{name: "multipart X", path: "/predict/", ct: "multipart/form-data; boundary=bnd",
@@ -70,6 +72,10 @@ func TestFastCSVPath(t *testing.T) {
 				}
 				if string(req.Payload) != csv5 {
 					t.Errorf("payload %q: hooks still see the raw bytes as binary_data", req.Payload)
+				}
+				// Only a score hook sees binary_data: without one the bridge gets the columns alone.
+				if scored := slices.Contains(tc.hooks, "score"); req.OmitPayload == scored {
+					t.Errorf("OmitPayload %v with hooks %v", req.OmitPayload, tc.hooks)
 				}
 			}
 			c := h.counters().snapshot()

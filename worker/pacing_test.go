@@ -120,6 +120,14 @@ func TestWakeMakesAPendingAcceptPace(t *testing.T) {
 	})
 	q.set(true) // a line forms: the gate calls wake
 	l.wake()
+	// A connection arriving in the very instant of the wake may still be taken (Go's
+	// poller lets readiness win over the expired deadline); one arriving once the
+	// accept has been interrupted must wait.
+	waitFor(t, "the wake to interrupt accept(2)", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return !l.accepting
+	})
 	dial(t, l)
 	expectHeld(t, got, "woken worker")
 	q.set(false)

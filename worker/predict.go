@@ -117,6 +117,9 @@ func (h *handler) parseCSV(req *predictor.Request) {
 	}
 	if req.Table != nil {
 		h.counters().fastCSV.Add(1)
+		// Only a score hook sees the body (binary_data, among its kwargs): without one
+		// the predictor needs the columns alone, and a large body is not piped twice.
+		req.OmitPayload = !h.keeper.modelInfo().HasHook("score")
 		return
 	}
 	h.counters().csvFallback.Add(1)

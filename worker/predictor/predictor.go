@@ -44,8 +44,10 @@ type Request struct {
 	SparseColNames []string
 	// Table, when set (Op "predict"), is the payload already parsed exactly as pandas
 	// read_csv would: the bridge builds the DataFrame from these columns instead of
-	// parsing Payload. Payload is still sent, as hooks see it as binary_data.
-	Table *table.Table
+	// parsing Payload. Payload is sent too, as hooks see it as binary_data, unless
+	// OmitPayload says none does (then binary_data is empty).
+	Table       *table.Table
+	OmitPayload bool
 	// ScoreOutput is "csv" or "text" for Op "score".
 	ScoreOutput string
 

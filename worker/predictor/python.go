@@ -402,7 +402,11 @@ func (p *Python) Call(ctx context.Context, req *Request) (*Result, error) {
 	data := req.Payload
 	var tm *tableMeta
 	if req.Table != nil {
-		tm, data = encodeTable(req.Table, req.Payload)
+		raw := req.Payload
+		if req.OmitPayload {
+			raw = nil
+		}
+		tm, data = encodeTable(req.Table, raw)
 	}
 	meta, err := json.Marshal(requestMeta{
 		Table:          tm,
