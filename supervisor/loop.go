@@ -224,12 +224,10 @@ func (m *master) maybeRecycle(w *workerProc) {
 			return
 		}
 	}
-	nw, err := m.spawn(w.id)
-	if err != nil {
-		m.log.Error("could not start a replacement for recycling", "worker", w.id, "error", err)
+	nw := m.startSurge(w, "recycling")
+	if nw == nil {
 		return
 	}
-	m.surge[w.id] = nw
 	m.log.Info("recycling worker: it reached its request limit", "worker", w.id, "pid", w.pid,
 		"served", w.counters.Completed+w.counters.Failed, "limit", w.limit, "replacement_pid", nw.pid)
 }
@@ -266,14 +264,24 @@ func (m *master) maybeReplaceUnhealthy(w *workerProc, now time.Time) {
 		return
 	}
 	w.replaceAfter = now.Add(unhealthyRetry)
-	nw, err := m.spawn(w.id)
-	if err != nil {
-		m.log.Error("could not start a replacement for an unhealthy worker", "worker", w.id, "error", err)
+	nw := m.startSurge(w, "an unhealthy worker")
+	if nw == nil {
 		return
 	}
-	m.surge[w.id] = nw
 	m.log.Warn("replacing worker: its predictor failed to restart", "worker", w.id, "pid", w.pid,
 		"failed_restarts", w.failedRestarts, "replacement_pid", nw.pid)
+}
+
+// startSurge boots a replacement for w's slot beside it (promote swaps them once it is
+// ready); nil when it could not start, which is logged.
+func (m *master) startSurge(w *workerProc, why string) *workerProc {
+	nw, err := m.spawn(w.id)
+	if err != nil {
+		m.log.Error("could not start a replacement for "+why, "worker", w.id, "error", err)
+		return nil
+	}
+	m.surge[w.id] = nw
+	return nw
 }
 
 // promote makes a ready replacement the slot's worker and drains the one it replaces.
