@@ -670,43 +670,67 @@ def _table_block(kind, cols, buf, rows):
     return values
 
 
+# Per column layout (names and kinds), what build_table_frame derives from it: requests
+# to one model almost always share one layout, so it is worked out once.
+_FRAME_PLANS = {}
+
+
+def _frame_plan(cols):
+    """(names, groups, order) for these columns: names as an object array, column indexes
+    by kind, and the order of the kinds' blocks (see build_table_frame)."""
+    import numpy as np
+
+    key = tuple((col["name"], col["kind"]) for col in cols)
+    plan = _FRAME_PLANS.get(key)
+    if plan is None:
+        groups = {}
+        for i, (_, kind) in enumerate(key):
+            groups.setdefault(kind, []).append(i)
+        runs = [kind for i, (_, kind) in enumerate(key) if i == 0 or key[i - 1][1] != kind]
+        order = runs if len(runs) == len(groups) else sorted(groups)
+        names = np.array([name for name, _ in key], dtype=object)
+        plan = (names, {k: np.array(v, dtype=np.intp) for k, v in groups.items()}, order)
+        if len(_FRAME_PLANS) >= 64:  # many layouts: keep the cache small
+            _FRAME_PLANS.clear()
+        _FRAME_PLANS[key] = plan
+    return plan
+
+
 def build_table_frame(table, data):
     """The DataFrame read_csv would give for a table the worker already parsed (see
     worker/predictor/tablewire.go): same names and order, int64/float64/bool/object
     columns, RangeIndex, object cells as str, float nan, True or False, and the blocks
     read_csv's DataFrame gets: one per dtype, in order of first appearance when each
     dtype's columns are adjacent, else (consolidated) ordered by dtype name."""
-    import numpy as np
     import pandas as pd
 
     rows = table["rows"]
     cols = table["columns"]
     buf = memoryview(data)[: table["bytes"]]
-    names = pd.Index([col["name"] for col in cols], dtype=object)
-    groups = {}
-    for i, col in enumerate(cols):
-        groups.setdefault(col["kind"], []).append(i)
+    names, groups, order = _frame_plan(cols)
     blocks = {kind: _table_block(kind, [cols[i] for i in idx], buf, rows) for kind, idx in groups.items()}
     try:
         from pandas._libs.internals import BlockPlacement
         from pandas.core.internals import BlockManager
         from pandas.core.internals.blocks import new_block
-    except ImportError:  # another pandas: the public (slower) constructor
+
+        # A new Index each time (its name can be set by user code); _simple_new takes the
+        # names as they are, as pd.Index(names, dtype=object) would, without inferring.
+        columns = pd.Index._simple_new(names.copy())
+    except (ImportError, AttributeError):  # another pandas: the public (slower) constructor
         arrays = [None] * len(cols)
         for kind, idx in groups.items():
             for j, i in enumerate(idx):
                 arrays[i] = blocks[kind][j]
         df = pd.DataFrame(dict(enumerate(arrays)), index=pd.RangeIndex(rows))
-        df.columns = names
+        df.columns = pd.Index(list(names), dtype=object)
         return df
-    runs = [kind for i, kind in enumerate(c["kind"] for c in cols) if i == 0 or cols[i - 1]["kind"] != kind]
-    order = runs if len(runs) == len(groups) else sorted(groups)
     mgr = BlockManager(
         tuple(
-            new_block(blocks[kind], placement=BlockPlacement(np.array(groups[kind], dtype=np.intp)), ndim=2)
+            new_block(blocks[kind], placement=BlockPlacement(groups[kind]), ndim=2)
             for kind in order
         ),
-        [names, pd.RangeIndex(rows)],
+        [columns, pd.RangeIndex(rows)],
     )
     return pd.DataFrame(mgr)
 
@@ -1060,9 +1084,13 @@ def handle_predict(model, meta, payload):
         out = frame[PRED_COLUMN] if len(frame.columns) == 1 else frame
         reply["dtype"] = "json"
         return reply, out.to_json(orient="records").encode("utf-8")
-    if not all(dt == np.float64 for dt in frame.dtypes):  # already float64: the cast is a copy
-        frame = frame.astype("float")  # DRUM: "float32 is not JSON serializable, so cast to float"
-    values = np.ascontiguousarray(frame.to_numpy(dtype="<f8"))
+    # DRUM casts with astype("float") ("float32 is not JSON serializable"). When the frame's
+    # values already come out as float64 (float64 columns, or ints and floats that numpy
+    # widens the same way) that cast changes nothing, and skipping it saves a copy.
+    values = frame.to_numpy()
+    if values.dtype != np.dtype("<f8"):
+        values = frame.astype("float").to_numpy(dtype="<f8")
+    values = np.ascontiguousarray(values)
     reply["dtype"] = "f8"
     return reply, memoryview(values).cast("B")
 
