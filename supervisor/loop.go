@@ -551,7 +551,7 @@ func (m *master) broadcastStats() {
 		m.log.Error("encode server stats", "error", err)
 		return
 	}
-	for _, w := range m.workers {
+	for _, w := range procs { // draining ones too: they still answer scrapes
 		w.post(meta)
 	}
 }

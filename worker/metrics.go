@@ -114,8 +114,39 @@ func (s *statusSource) metricsSnapshot() ipc.ServerStats { return s.serverStats(
 
 // metricsHandler renders /metrics from metricsSnapshot.
 func (s *statusSource) metricsHandler() http.Handler {
-	s.metricsOnce.Do(func() { s.metrics = metrics.Handler(s.metricsSnapshot) })
+	s.metricsOnce.Do(func() {
+		h := metrics.Handler(s.metricsSnapshot)
+		s.metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.awaitServerView(firstViewWait) {
+				// Its own counts alone would look like a counter reset to Prometheus; a
+				// failed scrape is only a gap.
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("this worker has not yet received the server-wide figures from the master; retry\n"))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	return s.metrics
+}
+
+// firstViewWait bounds how long /metrics on a worker that has just started waits for
+// the master's first aggregate (it comes each second).
+const firstViewWait = 2500 * time.Millisecond
+
+// awaitServerView reports whether the master's aggregate is here (or not needed: a
+// single process), waiting up to limit for the first one.
+func (s *statusSource) awaitServerView(limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for s.server.Load() == nil && !s.single {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // metricsWriter records what a request's answer was, for /metrics and the access log.
