@@ -268,7 +268,9 @@ func (k *keeper) await(ctx context.Context) (predictor.Predictor, error) {
 func (k *keeper) call(ctx context.Context, timeout time.Duration, req *predictor.Request) (*predictor.Result, error) {
 	p, err := k.await(ctx)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		// The request's own deadline, not a failed start's (a model load that timed out
+		// wraps DeadlineExceeded too, and is a *noPredictorError).
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return nil, &timeoutError{after: timeout}
 		}
 		return nil, err

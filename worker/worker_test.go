@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -297,6 +298,31 @@ func TestRestartFailureAnswers503(t *testing.T) {
 		status, _, _ := post(t, w.addr, "/predict/", "a\n1\n")
 		return status == 200
 	})
+}
+
+// TestRestartLoadTimeoutIsNoPredictor: a restart that failed because the model load
+// timed out (an error wrapping context.DeadlineExceeded) is still "no predictor" (503),
+// not the request's own timeout (504 "after 0s").
+func TestRestartLoadTimeoutIsNoPredictor(t *testing.T) {
+	g := newGate()
+	f := &fakeFactory{fn: g.fn}
+	w := startWorker(t, regressionCfg, f, nil, nil)
+	held := postAsync(t, w.addr, "/predict/", "a\n1\n")
+	first := g.waitArrival(t)
+	slow := fmt.Errorf("model did not load within 10s (DRUM_MODEL_LOAD_TIMEOUT): %w", context.DeadlineExceeded)
+	f.fail.Store(&slow)
+	first.die()
+	await(t, held)
+	waitForLong(t, "the failed restart to be answered", func() bool {
+		status, body, _ := post(t, w.addr, "/predict/", "a\n1\n")
+		if status == 504 {
+			t.Fatalf("a failed load answered as the request's timeout: %s", body)
+		}
+		return status == 503 && strings.Contains(body, "no predictor is available in this worker") &&
+			strings.Contains(body, "did not load within 10s")
+	})
+	f.fail.Store(nil)
+	close(g.release)
 }
 
 func TestGracefulStopFinishesInFlight(t *testing.T) {
