@@ -27,6 +27,9 @@ type Heartbeat struct {
 	// master reports the worker as unhealthy and, after a few failures, replaces it.
 	NoPredictor    string `json:"no_predictor,omitempty"`
 	FailedRestarts int    `json:"failed_restarts,omitempty"`
+	// PredictorPids are the worker's live predictors: forked ones are the zygote's
+	// children, not the worker's, so /stats/ cannot find them from the process tree.
+	PredictorPids []int `json:"predictor_pids,omitempty"`
 }
 
 // Counters are a worker's request figures since it started (gauges: InFlight, Queued).
@@ -215,6 +218,7 @@ type WorkerStats struct {
 	Restarts      int      `json:"restarts"`
 	LastHeartbeat int64    `json:"last_heartbeat_unix_ms"`
 	Counters      Counters `json:"counters"`
+	PredictorPids []int    `json:"predictor_pids,omitempty"` // from its last heartbeat
 }
 
 // ServerStats is the master's aggregate of every worker's last heartbeat, sent down to

@@ -174,7 +174,7 @@ func (m *master) handleEvent(ev event) error {
 		m.announceIfReady(now)
 	case evHeartbeat:
 		w.lastBeat = now
-		w.counters = ev.beat.Counters
+		w.counters, w.predictorPids = ev.beat.Counters, ev.beat.PredictorPids
 		m.noteHealth(w, ev.beat)
 		if current {
 			m.maybeRecycle(w)
@@ -541,7 +541,7 @@ func (m *master) broadcastStats() {
 	for _, w := range procs {
 		st.Workers = append(st.Workers, ipc.WorkerStats{
 			ID: w.id, Pid: w.pid, State: w.stateName(), Restarts: m.restarts[w.id],
-			LastHeartbeat: w.lastBeat.UnixMilli(), Counters: w.counters,
+			LastHeartbeat: w.lastBeat.UnixMilli(), Counters: w.counters, PredictorPids: w.predictorPids,
 		})
 	}
 	st.Sum()

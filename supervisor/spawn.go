@@ -44,16 +44,17 @@ func (w *workerProc) stateName() string {
 
 // workerProc is one running worker process as the master sees it.
 type workerProc struct {
-	id        int
-	pid       int
-	ctrl      *ipc.Conn
-	state     workerState
-	started   time.Time
-	lastBeat  time.Time
-	failMsg   string // what the worker reported before exiting, if anything
-	killedFor string // why the master killed it (timeout, scale-down), if it did
-	counters  ipc.Counters
-	limit     int // requests after which it is recycled (0 = never)
+	id            int
+	pid           int
+	ctrl          *ipc.Conn
+	state         workerState
+	started       time.Time
+	lastBeat      time.Time
+	failMsg       string // what the worker reported before exiting, if anything
+	killedFor     string // why the master killed it (timeout, scale-down), if it did
+	counters      ipc.Counters
+	predictorPids []int // from its last heartbeat
+	limit         int   // requests after which it is recycled (0 = never)
 	// From its heartbeats: why it has no predictor (restarting one failed), how many
 	// restarts failed in a row; and when the master may next try to replace it.
 	noPredictor    string

@@ -310,20 +310,29 @@ func (p *keeperPool) unavailable() error {
 	return err
 }
 
-// health is what the worker's heartbeat tells the master: why no predictor can take a
-// call and how many restarts failed in a row (the fewest over the predictors), or "".
-func (p *keeperPool) health() (reason string, failures int) {
+// report fills in what the worker's heartbeat tells the master about its predictors:
+// their pids, and why none can take a call and how many restarts failed in a row (the
+// fewest over the predictors), if so.
+func (p *keeperPool) report(hb *ipc.Heartbeat) {
+	for _, k := range p.keepers {
+		k.mu.Lock()
+		cur := k.cur
+		k.mu.Unlock()
+		if cur != nil && !isDone(cur) {
+			hb.PredictorPids = append(hb.PredictorPids, cur.Pid())
+		}
+	}
 	err := p.unavailable()
 	if err == nil {
-		return "", 0
+		return
 	}
-	failures = -1
+	failures := -1
 	for _, k := range p.keepers {
 		if n := k.failedRestarts(); failures < 0 || n < failures {
 			failures = n
 		}
 	}
-	return err.Error(), failures
+	hb.NoPredictor, hb.FailedRestarts = err.Error(), failures
 }
 
 // modelInfo is what the predictors loaded (the same model in every one).

@@ -177,4 +177,4 @@ func runErrorServer(ctx context.Context, opts Options, log hclog.Logger, loadErr
 
 // noHealthReport is the error server's heartbeat health: it serves what it was started
 // to serve (the load error), so the master has nothing to replace.
-func noHealthReport() (string, int) { return "", 0 }
+func noHealthReport(*ipc.Heartbeat) {}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,7 +96,14 @@ func (s *statusSource) statsJSON() (out []byte) {
 	}
 	perWorker := make([]any, 0, len(workers))
 	for _, w := range workers {
+		// Spawned predictors are the worker's children; forked ones the zygote's, known
+		// from the worker's heartbeat (with their own children).
 		preds := proctree.Descendants(children, w.Pid)
+		for _, p := range w.PredictorPids {
+			if !slices.Contains(preds, p) {
+				preds = append(append(preds, p), proctree.Descendants(children, p)...)
+			}
+		}
 		pids = append(pids, w.Pid)
 		pids = append(pids, preds...)
 		m := toJSONValue(w).(map[string]any)

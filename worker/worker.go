@@ -223,7 +223,7 @@ func Run(ctx context.Context, opts Options) error {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			heartbeat(opts.Control, opts.HeartbeatInterval, stats, pool.health, hbDone, log)
+			heartbeat(opts.Control, opts.HeartbeatInterval, stats, pool.report, hbDone, log)
 		}()
 		go readControl(opts.Control, stopCh, status, log)
 	}
@@ -293,13 +293,13 @@ func Run(ctx context.Context, opts Options) error {
 // keeps a departed worker's last counters in the server's totals, so the requests of
 // its last moments must reach it too. It touches only atomics and the control channel,
 // so a busy predictor cannot hold it up.
-func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, health func() (string, int),
+func heartbeat(c *ipc.Conn, every time.Duration, stats *counters, report func(*ipc.Heartbeat),
 	done <-chan struct{}, log hclog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	beat := func() ipc.Heartbeat {
 		hb := ipc.Heartbeat{Counters: stats.snapshot()}
-		hb.NoPredictor, hb.FailedRestarts = health()
+		report(&hb)
 		return hb
 	}
 	for {

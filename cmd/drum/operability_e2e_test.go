@@ -182,6 +182,7 @@ func TestOperability(t *testing.T) {
 				Counters struct {
 					Completed int `json:"completed"`
 				} `json:"counters"`
+				PredictorPids []int `json:"predictor_pids"`
 			} `json:"per_worker"`
 		} `json:"drum"`
 	}
@@ -192,6 +193,12 @@ func TestOperability(t *testing.T) {
 	for _, w := range stats.Drum.PerWorker {
 		sum += w.Counters.Completed
 		per = append(per, w.Counters.Completed)
+		// Forked predictors are the zygote's children: the worker's heartbeat names them.
+		if len(w.PredictorPids) == 0 {
+			t.Errorf("/stats/ worker %d: no predictor_pids", w.ID)
+		} else if cl := readCmdline(w.PredictorPids[0]); !strings.Contains(cl, "predictor") {
+			t.Errorf("/stats/ worker %d: predictor pid %d is %q", w.ID, w.PredictorPids[0], cl)
+		}
 	}
 	t.Logf("predictions per worker: %v", per)
 	if len(per) != 2 || sum != n {
