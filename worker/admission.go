@@ -315,11 +315,8 @@ func (p *keeperPool) unavailable() error {
 // fewest over the predictors), if so.
 func (p *keeperPool) report(hb *ipc.Heartbeat) {
 	for _, k := range p.keepers {
-		k.mu.Lock()
-		cur := k.cur
-		k.mu.Unlock()
-		if cur != nil && !isDone(cur) {
-			hb.PredictorPids = append(hb.PredictorPids, cur.Pid())
+		if pid := k.livePid(); pid != 0 {
+			hb.PredictorPids = append(hb.PredictorPids, pid)
 		}
 	}
 	err := p.unavailable()

@@ -223,11 +223,17 @@ func (k *keeper) stop() {
 }
 
 // live reports whether a predictor is installed and running.
-func (k *keeper) live() bool {
+func (k *keeper) live() bool { return k.livePid() != 0 }
+
+// livePid is the running predictor's pid, or 0.
+func (k *keeper) livePid() int {
 	k.mu.Lock()
 	p := k.cur
 	k.mu.Unlock()
-	return p != nil && !isDone(p)
+	if p == nil || isDone(p) {
+		return 0
+	}
+	return p.Pid()
 }
 
 func (k *keeper) modelInfo() predictor.Info {

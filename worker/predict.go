@@ -107,7 +107,8 @@ func (h *handler) parseCSV(req *predictor.Request) {
 		return
 	}
 	why := ""
-	switch info := h.keeper.modelInfo(); {
+	info := h.keeper.modelInfo()
+	switch {
 	case info.PandasVersion != table.PandasVersion:
 		why = "the predictor runs pandas " + info.PandasVersion + ", the parser reproduces " + table.PandasVersion
 	case info.HasHook("read_input_data"):
@@ -119,7 +120,7 @@ func (h *handler) parseCSV(req *predictor.Request) {
 		h.counters().fastCSV.Add(1)
 		// Only a score hook sees the body (binary_data, among its kwargs): without one
 		// the predictor needs the columns alone, and a large body is not piped twice.
-		req.OmitPayload = !h.keeper.modelInfo().HasHook("score")
+		req.OmitPayload = !info.HasHook("score")
 		return
 	}
 	h.counters().csvFallback.Add(1)
